@@ -1,0 +1,40 @@
+//! The one body type that flows through grantmux: boxed, so streamed and buffered
+//! bodies share a type, and errors are boxed so both directions can carry them.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request or response body.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Wraps a streamed body (an upstream or client `Incoming`).
+pub fn stream<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// A JSON answer with the given status.
+pub fn json(status: http::StatusCode, value: &serde_json::Value) -> http::Response<Body> {
+    let mut resp = http::Response::new(full(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    resp
+}

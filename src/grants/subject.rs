@@ -1,0 +1,93 @@
+//! Whose Zoom credential a grant is: a user (authorization code) or an account (Server-to-Server).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The subject of a grant, written `user:<zoom user id>` or `account:<zoom account id>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    User(String),
+    Account(String),
+}
+
+/// A grant's identity: one real Zoom credential per `(client_id, subject)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GrantKey {
+    pub client_id: String,
+    pub subject: Subject,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("subject must be `user:<id>` or `account:<id>`")]
+pub struct BadSubject;
+
+// === impl Subject ===
+
+impl Subject {
+    pub fn is_account(&self) -> bool {
+        matches!(self, Subject::Account(_))
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Subject::User(id) | Subject::Account(id) => id,
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::User(id) => write!(f, "user:{id}"),
+            Subject::Account(id) => write!(f, "account:{id}"),
+        }
+    }
+}
+
+impl FromStr for Subject {
+    type Err = BadSubject;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("user", id)) if !id.is_empty() => Ok(Subject::User(id.to_owned())),
+            Some(("account", id)) if !id.is_empty() => Ok(Subject::Account(id.to_owned())),
+            _ => Err(BadSubject),
+        }
+    }
+}
+
+// === impl GrantKey ===
+
+impl GrantKey {
+    pub fn new(client_id: impl Into<String>, subject: Subject) -> Self {
+        Self {
+            client_id: client_id.into(),
+            subject,
+        }
+    }
+
+    /// A stable printable id, used in `/grants`, metrics labels and store keys.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.client_id, self.subject)
+    }
+}
+
+impl fmt::Display for GrantKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.client_id, self.subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for s in ["user:abc", "account:xyz"] {
+            assert_eq!(s.parse::<Subject>().expect("parses").to_string(), s);
+        }
+        assert!("group:x".parse::<Subject>().is_err());
+        assert!("user:".parse::<Subject>().is_err());
+    }
+}

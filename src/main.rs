@@ -1,0 +1,97 @@
+//! The `grantmux` binary: parse the command line, load the config, run, pick the exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// `EX_USAGE` from sysexits.h: the configuration or the command line is wrong.
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "grantmux",
+    version,
+    about = "Share one Zoom OAuth grant between many systems"
+)]
+struct Cli {
+    /// Log format: human-readable text, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a config file: prints `ok`, or the error naming the offending key.
+    Check {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Run a local imitation of Zoom's OAuth and REST API.
+    Sim(grantmux::sim::cli::SimArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Sim(args) => run_async(grantmux::sim::cli::run(args)),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match grantmux::config::Config::load(path) {
+        Ok(_) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn run_async<E: std::fmt::Display>(
+    fut: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("grantmux: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GRANTMUX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,173 @@
+//! The one hyper 1 accept loop, shared by the proxy, admin and simulator listeners.
+//!
+//! It owns connection limits, header limits and graceful drain, so every
+//! listener behaves the same under abuse and on shutdown. Modelled on axum's
+//! `serve` (drain via a watch channel) with hyper-util's `GracefulShutdown`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config;
+
+/// Limits applied to every accepted connection.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    pub max_connections: usize,
+    /// Time allowed for a request head to arrive, idle keep-alive waits included.
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// How long in-flight requests may run after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+/// Written to a connection accepted beyond `max_connections`, which is then closed.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 62\r\nconnection: close\r\n\r\n{\"code\":503,\"message\":\"grantmux: too many open connections.\"}";
+
+// === impl ServerLimits ===
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: config::DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: config::DEFAULT_HEADER_READ_TIMEOUT,
+            max_header_bytes: config::DEFAULT_MAX_HEADER_BYTES,
+            max_headers: config::DEFAULT_MAX_HEADERS,
+            shutdown_grace: config::DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+impl From<&config::Config> for ServerLimits {
+    fn from(c: &config::Config) -> Self {
+        Self {
+            max_connections: c.listen.max_connections,
+            header_read_timeout: c.listen.header_read_timeout,
+            max_header_bytes: c.listen.max_header_bytes,
+            max_headers: c.listen.max_headers,
+            shutdown_grace: c.proxy.shutdown_grace,
+        }
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then drains.
+///
+/// Returns once every connection has finished or the grace period has passed.
+pub async fn serve<S, B, F>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ServerLimits,
+    service: S,
+    shutdown: F,
+) where
+    S: Fn(Request<Incoming>) -> B + Clone + Send + Sync + 'static,
+    B: Future<Output = Result<Response<crate::body::Body>, Infallible>> + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let builder = Arc::new(builder(&limits));
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; answering 503");
+            tokio::spawn(reject_overloaded(stream));
+            continue;
+        };
+        let service = service.clone();
+        let hyper_service = hyper::service::service_fn(service);
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(error) = conn.await {
+                        tracing::debug!(%peer, error = %error, "connection ended with error");
+                    }
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match acceptor.accept(stream).await {
+                        Ok(tls) => tls,
+                        Err(error) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), hyper_service)
+                        .into_owned();
+                    if let Err(error) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %error, "connection ended with error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::debug!("all connections drained"),
+        _ = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(grace = ?limits.shutdown_grace, "grace period over; closing remaining connections");
+        }
+    }
+}
+
+fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32);
+    builder
+}
+
+async fn reject_overloaded<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(OVERLOADED)).await;
+    let _ = io.shutdown().await;
+}
+
+/// A full body from bytes; a convenience for small generated answers.
+pub fn full(bytes: impl Into<Bytes>) -> crate::body::Body {
+    crate::body::full(bytes)
+}

@@ -1,0 +1,3 @@
+//! The Zoom simulator. TODO(sim helper).
+
+pub mod cli;
