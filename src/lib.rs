@@ -28,10 +28,19 @@
 //! refresh (single-flight) and replay once → respond. The refresher is the only
 //! writer of a grant, and the store is written before a new token is published.
 
+pub mod admin;
+pub mod app;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod grants;
+pub mod metrics;
+pub mod oauth;
+pub mod proxy;
 pub mod secret;
 pub mod serve;
+pub mod signal;
 pub mod sim;
+pub mod store;
+pub mod upstream;

@@ -30,6 +30,11 @@ enum Command {
         #[arg(long, short, default_value = "proxy.toml")]
         config: PathBuf,
     },
+    /// Run the proxy and admin listeners until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
     /// Run a local imitation of Zoom's OAuth and REST API.
     Sim(grantmux::sim::cli::SimArgs),
 }
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Serve { config } => serve(&config),
         Command::Sim(args) => run_async(grantmux::sim::cli::run(args)),
     }
 }
@@ -60,6 +66,26 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Checks the config before binding anything: a bad config exits 64, a start-up
+/// failure (port taken, unreadable store) exits 1, a clean shutdown exits 0.
+fn serve(path: &std::path::Path) -> ExitCode {
+    let config = match grantmux::config::Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    run_async(async move {
+        let running =
+            grantmux::app::Running::start(config, grantmux::app::StartOptions::default()).await?;
+        grantmux::signal::shutdown_requested().await;
+        tracing::info!("shutdown requested; draining");
+        running.shutdown().await;
+        Ok::<(), grantmux::app::StartError>(())
+    })
 }
 
 fn run_async<E: std::fmt::Display>(

@@ -1,5 +1,13 @@
 //! Grants: the real Zoom credential per `(client_id, subject)`, its refresher and callers' bindings.
 
+mod current;
+mod handle;
+mod model;
+mod registry;
 mod subject;
 
+pub use self::current::{Current, Freshness};
+pub use self::handle::{GrantHandle, RefreshCtx, TokenError};
+pub use self::model::{Grant, GrantState};
+pub use self::registry::Registry;
 pub use self::subject::{BadSubject, GrantKey, Subject};

@@ -11,7 +11,9 @@ pub enum Subject {
 }
 
 /// A grant's identity: one real Zoom credential per `(client_id, subject)`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct GrantKey {
     pub client_id: String,
     pub subject: Subject,
@@ -53,6 +55,19 @@ impl FromStr for Subject {
             Some(("account", id)) if !id.is_empty() => Ok(Subject::Account(id.to_owned())),
             _ => Err(BadSubject),
         }
+    }
+}
+
+impl serde::Serialize for Subject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Subject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,0 +1,192 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/grants`, and
+//! `POST /grants/{id}/refresh`. It binds loopback by default and shows no secret.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use serde_json::json;
+
+use crate::body::{self, Body};
+use crate::clock::Clock;
+use crate::grants::{GrantHandle, Registry, TokenError};
+use crate::metrics::MetricsRegistry;
+
+/// What the admin endpoints read.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    pub registry: Arc<Registry>,
+    pub metrics: MetricsRegistry,
+    pub clock: Clock,
+}
+
+/// Seconds until each grant's token expires, computed at scrape time.
+#[derive(Debug)]
+pub struct GrantExpiry {
+    pub registry: Arc<Registry>,
+    pub clock: Clock,
+}
+
+// === impl Admin ===
+
+impl Admin {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let path = req.uri().path();
+        let resp = match (req.method(), path) {
+            (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/readyz") => self.readyz().await,
+            (&Method::GET, "/metrics") => {
+                let mut resp = text(StatusCode::OK, self.metrics.encode());
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                resp
+            }
+            (&Method::GET, "/grants") => self.grants(),
+            (&Method::POST, p) if p.starts_with("/grants/") && p.ends_with("/refresh") => {
+                let id = &p["/grants/".len()..p.len() - "/refresh".len()];
+                self.refresh(&percent_decode(id)).await
+            }
+            _ => body::json(StatusCode::NOT_FOUND, &json!({ "error": "not found" })),
+        };
+        Ok(resp)
+    }
+
+    /// Ready when the store answers and no rotated token is held in memory only.
+    /// Dead grants are listed but do not make the process unready: they need a
+    /// user, not a restart, and other grants still work.
+    async fn readyz(&self) -> Response<Body> {
+        let mut problems = Vec::new();
+        if let Err(error) = self.registry.ctx().store.ping().await {
+            problems.push(format!("store: {error}"));
+        }
+        let grants = self.registry.all();
+        let unpersisted: Vec<&str> = grants
+            .iter()
+            .filter(|g| g.is_unpersisted())
+            .map(|g| g.id())
+            .collect();
+        if !unpersisted.is_empty() {
+            problems.push(format!(
+                "rotated tokens not yet persisted for {}",
+                unpersisted.join(", ")
+            ));
+        }
+        let dead: Vec<&str> = grants
+            .iter()
+            .filter(|g| g.current().dead.is_some())
+            .map(|g| g.id())
+            .collect();
+        let status = if problems.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        body::json(
+            status,
+            &json!({ "ready": problems.is_empty(), "problems": problems, "dead_grants": dead }),
+        )
+    }
+
+    fn grants(&self) -> Response<Body> {
+        let now = self.clock.now_ms();
+        let mut list: Vec<_> = self
+            .registry
+            .all()
+            .iter()
+            .map(|g| describe(g, now))
+            .collect();
+        list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        body::json(StatusCode::OK, &json!({ "grants": list }))
+    }
+
+    async fn refresh(&self, id: &str) -> Response<Body> {
+        let Some(grant) = self.registry.all().into_iter().find(|g| g.id() == id) else {
+            return body::json(
+                StatusCode::NOT_FOUND,
+                &json!({ "error": "no such grant", "id": id }),
+            );
+        };
+        match grant.force_refresh().await {
+            Ok(cur) => body::json(
+                StatusCode::OK,
+                &json!({ "id": id, "refreshed": true, "version": cur.version }),
+            ),
+            Err(error @ TokenError::Dead) => body::json(
+                StatusCode::CONFLICT,
+                &json!({ "id": id, "refreshed": false, "error": error.to_string() }),
+            ),
+            Err(error) => body::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "id": id, "refreshed": false, "error": error.to_string() }),
+            ),
+        }
+    }
+}
+
+fn describe(grant: &GrantHandle, now: u64) -> serde_json::Value {
+    let cur = grant.current();
+    let key = grant.key();
+    json!({
+        "id": grant.id(),
+        "client_id": key.client_id,
+        "subject": key.subject.to_string(),
+        "version": cur.version,
+        "state": if cur.dead.is_some() { "dead" } else if cur.bearer.is_none() { "empty" } else { "live" },
+        "dead_reason": cur.dead,
+        "access_token": if cur.bearer.is_some() { "(redacted)" } else { "" },
+        "expires_at_ms": cur.expires_at_ms,
+        "expires_in_seconds": (cur.expires_at_ms as i64 - now as i64) / 1000,
+        "refreshed_at_ms": cur.issued_at_ms,
+        "unpersisted": grant.is_unpersisted(),
+    })
+}
+
+fn text(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<Body> {
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+// === impl GrantExpiry ===
+
+impl Collector for GrantExpiry {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let now = self.clock.now_ms() as i64;
+        let mut family = encoder.encode_descriptor(
+            "grant_expires_in_seconds",
+            "Seconds until each grant's current access token expires (negative: expired)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for grant in self.registry.all() {
+            let cur = grant.current();
+            let seconds = (cur.expires_at_ms as i64 - now) / 1000;
+            let labels = [("grant", grant.id().to_owned())];
+            ConstGauge::new(seconds).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! Wiring: build the store, registry, upstream client and listeners from a
+//! [`Config`], run them, and shut them down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{Admin, GrantExpiry};
+use crate::clock::Clock;
+use crate::config::{Config, StoreBackend};
+use crate::grants::{RefreshCtx, Registry};
+use crate::metrics::MetricsRegistry;
+use crate::oauth::ZoomTokenClient;
+use crate::proxy::Proxy;
+use crate::serve::{serve, ServerLimits};
+use crate::store::{GrantStore, MemoryStore, StoreError};
+use crate::upstream::{self, TlsSetupError};
+
+/// Knobs for embedding grantmux (tests, `demo`); `serve` uses the defaults.
+#[derive(Debug, Default)]
+pub struct StartOptions {
+    pub clock: Clock,
+    /// Use this store instead of the one the config names.
+    pub store: Option<Arc<dyn GrantStore>>,
+}
+
+/// A running grantmux: its bound addresses and handles for tests and admin.
+#[derive(Debug)]
+pub struct Running {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub registry: Arc<Registry>,
+    pub metrics: MetricsRegistry,
+    pub store: Arc<dyn GrantStore>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("store.backend = {0:?} is not available in this build yet")]
+    UnsupportedBackend(&'static str),
+}
+
+// === impl Running ===
+
+impl Running {
+    /// Starts every listener and background task.
+    pub async fn start(config: Config, options: StartOptions) -> Result<Self, StartError> {
+        let store = match options.store {
+            Some(store) => store,
+            None => open_store(&config)?,
+        };
+        let client = upstream::client(config.zoom.ca_file.as_deref(), config.zoom.connect_timeout)?;
+        let metrics = MetricsRegistry::new();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ctx = Arc::new(RefreshCtx {
+            zoom: ZoomTokenClient::new(client.clone(), &config),
+            store: store.clone(),
+            clock: options.clock.clone(),
+            refresh: config.refresh.clone(),
+            metrics: metrics.metrics.clone(),
+            shutdown: shutdown_rx.clone(),
+        });
+        let registry = Registry::load(ctx).await?;
+        metrics.register_collector(Box::new(GrantExpiry {
+            registry: registry.clone(),
+            clock: options.clock.clone(),
+        }));
+
+        let proxy_listener = bind("proxy", config.listen.proxy).await?;
+        let admin_listener = bind("admin", config.listen.admin).await?;
+        let proxy_addr = local_addr(&proxy_listener, "proxy", config.listen.proxy)?;
+        let admin_addr = local_addr(&admin_listener, "admin", config.listen.admin)?;
+        let limits = ServerLimits::from(&config);
+
+        let proxy = Arc::new(Proxy::new(
+            &config,
+            registry.clone(),
+            client,
+            metrics.metrics.clone(),
+        ));
+        let admin = Arc::new(Admin {
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+            clock: options.clock.clone(),
+        });
+        let tasks = vec![
+            tokio::spawn(serve(
+                proxy_listener,
+                None,
+                limits.clone(),
+                move |req| proxy.clone().handle(req),
+                stopped(shutdown_rx.clone()),
+            )),
+            tokio::spawn(serve(
+                admin_listener,
+                None,
+                limits,
+                move |req| admin.clone().handle(req),
+                stopped(shutdown_rx.clone()),
+            )),
+            tokio::spawn(registry.clone().keepalive_loop()),
+        ];
+        tracing::info!(proxy = %proxy_addr, admin = %admin_addr, grants = registry.len(), "grantmux started");
+        Ok(Self {
+            proxy_addr,
+            admin_addr,
+            registry,
+            metrics,
+            store,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period,
+    /// and returns when everything has stopped.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!("grantmux stopped");
+    }
+}
+
+fn open_store(config: &Config) -> Result<Arc<dyn GrantStore>, StartError> {
+    match &config.store.backend {
+        StoreBackend::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreBackend::File { .. } => Err(StartError::UnsupportedBackend("file")),
+        StoreBackend::Redis { .. } => Err(StartError::UnsupportedBackend("redis")),
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+fn local_addr(
+    listener: &TcpListener,
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}

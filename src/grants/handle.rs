@@ -1,0 +1,476 @@
+//! One grant's live state and its single-flight refresher.
+//!
+//! Readers take the current token with one atomic load ([`ArcSwap`]). Every
+//! change (refresh, mint, adoption, death) happens under the grant's
+//! `tokio::sync::Mutex`, held across the whole re-read → Zoom → persist →
+//! publish sequence; that mutex is what makes a refresh single-flight.
+//! Waiters that queued behind a refresh do not start another one: they see
+//! that an attempt completed while they waited (`attempts`) and take its
+//! outcome, so many callers of an expired grant cause exactly one Zoom call.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use rand::Rng as _;
+use tokio::sync::{watch, Mutex};
+
+use super::current::{Current, Freshness};
+use super::model::{Grant, GrantState};
+use super::{GrantKey, Subject};
+use crate::clock::{Clock, UnixMillis};
+use crate::config;
+use crate::metrics::Metrics;
+use crate::oauth::{TokenResponse, ZoomTokenClient, ZoomTokenError};
+use crate::store::{GrantStore, StoreError};
+
+/// What every grant's refresher shares.
+#[derive(Debug)]
+pub struct RefreshCtx {
+    pub zoom: ZoomTokenClient,
+    pub store: Arc<dyn GrantStore>,
+    pub clock: Clock,
+    pub refresh: config::Refresh,
+    pub metrics: Metrics,
+    /// Flips to `true` on shutdown; background loops end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Why no token can be had. The text is safe to show callers: no secrets.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the grant is dead: Zoom refused its refresh token, so the user must authorize again")]
+    Dead,
+    #[error("no valid Zoom access token: {0}")]
+    Unavailable(String),
+}
+
+/// A grant: its published token and its refresher.
+#[derive(Debug)]
+pub struct GrantHandle {
+    key: GrantKey,
+    id: String,
+    current: ArcSwap<Current>,
+    /// The single-flight lock; it also guards the full record and the backoff state.
+    flight: Mutex<Flight>,
+    /// Completed refresh attempts; waiters compare it to see that one ran meanwhile.
+    attempts: AtomicU64,
+    /// A background refresh task is running.
+    background: AtomicBool,
+    /// A rotated token is held in memory only: the store refused it.
+    unpersisted: AtomicBool,
+    last_used_ms: AtomicU64,
+    ctx: Arc<RefreshCtx>,
+}
+
+#[derive(Debug)]
+struct Flight {
+    record: Grant,
+    failures: u32,
+    retry_at_ms: UnixMillis,
+    last_error: Option<TokenError>,
+}
+
+/// Counts an attempt when dropped, whichever way the attempt ended.
+struct AttemptDone<'a>(&'a AtomicU64);
+
+// === impl GrantHandle ===
+
+impl GrantHandle {
+    pub fn new(record: Grant, ctx: Arc<RefreshCtx>) -> Arc<Self> {
+        let current = ArcSwap::from_pointee(snapshot(&record));
+        Arc::new(Self {
+            key: record.key.clone(),
+            id: record.key.id(),
+            current,
+            flight: Mutex::new(Flight {
+                record,
+                failures: 0,
+                retry_at_ms: 0,
+                last_error: None,
+            }),
+            attempts: AtomicU64::new(0),
+            background: AtomicBool::new(false),
+            unpersisted: AtomicBool::new(false),
+            last_used_ms: AtomicU64::new(0),
+            ctx,
+        })
+    }
+
+    pub fn key(&self) -> &GrantKey {
+        &self.key
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The published snapshot, without any freshness check.
+    pub fn current(&self) -> Arc<Current> {
+        self.current.load_full()
+    }
+
+    pub fn is_unpersisted(&self) -> bool {
+        self.unpersisted.load(Ordering::Acquire)
+    }
+
+    /// A copy of the full record (tokens included); for the admin view and tests.
+    pub async fn record(&self) -> Grant {
+        self.flight.lock().await.record.clone()
+    }
+
+    /// A token to inject now: fresh or stale (a background refresh is started),
+    /// or, when expired, after the one refresh every waiter shares.
+    pub async fn token(self: &Arc<Self>) -> Result<Arc<Current>, TokenError> {
+        let now = self.ctx.clock.now_ms();
+        self.last_used_ms.store(now, Ordering::Relaxed);
+        let cur = self.current.load_full();
+        match cur.freshness(now, self.ahead_ms()) {
+            Freshness::Fresh => Ok(cur),
+            Freshness::Stale => {
+                self.kick_background(cur.version);
+                Ok(cur)
+            }
+            Freshness::Dead => Err(TokenError::Dead),
+            Freshness::Expired => {
+                let result = self
+                    .refresh_while(|c, now| c.freshness(now, 0) == Freshness::Expired)
+                    .await;
+                if matches!(result, Err(TokenError::Unavailable(_))) {
+                    // Keep retrying in the background so the grant recovers without traffic.
+                    self.kick_background(cur.version);
+                }
+                result
+            }
+        }
+    }
+
+    /// Zoom refused the token of snapshot `sent_version` (401 code 124). Refresh
+    /// unless someone already has, and return the token to replay with.
+    pub async fn after_rejection(
+        self: &Arc<Self>,
+        sent_version: u64,
+    ) -> Result<Arc<Current>, TokenError> {
+        self.refresh_while(|c, _| c.version == sent_version).await
+    }
+
+    /// Refreshes now, whatever the token's state (admin `POST /grants/{id}/refresh`, keep-alive).
+    pub async fn force_refresh(self: &Arc<Self>) -> Result<Arc<Current>, TokenError> {
+        let seen = self.current.load().version;
+        self.refresh_while(|c, _| c.version == seen && c.dead.is_none())
+            .await
+    }
+
+    /// Replaces the tokens with ones the caller just obtained from Zoom (a code
+    /// exchange, or a legacy refresh token forwarded once). Zoom has revoked the
+    /// old pair, so there is nothing to keep; the grant is alive again.
+    pub async fn adopt(self: &Arc<Self>, tokens: &TokenResponse) -> Arc<Current> {
+        let mut flight = self.flight.lock().await;
+        let now = self.ctx.clock.now_ms();
+        let new = flight.record.rotated(tokens, now);
+        self.persist(&new).await;
+        self.install(&mut flight, new);
+        self.current.load_full()
+    }
+
+    /// Runs one refresh if `need` still holds once the lock is held, unless an
+    /// attempt already ran while this caller waited, or backoff forbids one.
+    async fn refresh_while(
+        self: &Arc<Self>,
+        need: impl Fn(&Current, UnixMillis) -> bool,
+    ) -> Result<Arc<Current>, TokenError> {
+        let seen_attempts = self.attempts.load(Ordering::Acquire);
+        let mut flight = self.flight.lock().await;
+        let cur = self.current.load_full();
+        let now = self.ctx.clock.now_ms();
+        if !need(&cur, now) || cur.dead.is_some() {
+            return usable(cur, now, &flight);
+        }
+        if self.attempts.load(Ordering::Acquire) != seen_attempts || now < flight.retry_at_ms {
+            return Err(last_error(&flight));
+        }
+        self.attempt(&mut flight, &need).await
+    }
+
+    /// One refresh, under the lock: re-read → Zoom → persist → publish.
+    async fn attempt(
+        self: &Arc<Self>,
+        flight: &mut Flight,
+        need: &impl Fn(&Current, UnixMillis) -> bool,
+    ) -> Result<Arc<Current>, TokenError> {
+        let _done = AttemptDone(&self.attempts);
+        let started = Instant::now();
+        if self.reread(flight).await {
+            let cur = self.current.load_full();
+            let now = self.ctx.clock.now_ms();
+            if !need(&cur, now) {
+                return usable(cur, now, flight);
+            }
+        }
+        let (kind, result) = self.call_zoom(&flight.record).await;
+        let label = result.as_ref().map_or_else(ZoomTokenError::label, |_| "ok");
+        self.ctx.metrics.token_call(kind, label);
+        let now = self.ctx.clock.now_ms();
+        match result {
+            Ok(tokens) => {
+                let new = flight.record.rotated(&tokens, now);
+                self.persist(&new).await;
+                self.install(flight, new);
+                self.ctx
+                    .metrics
+                    .refresh_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::info!(grant = %self.id, version = flight.record.version, "token refreshed");
+                Ok(self.current.load_full())
+            }
+            Err(error) if error.is_invalid_grant() => self.on_invalid_grant(flight).await,
+            Err(error) => {
+                flight.failures = flight.failures.saturating_add(1);
+                let wait = backoff(&self.ctx.refresh, flight.failures);
+                flight.retry_at_ms = now + wait.as_millis() as u64;
+                flight.last_error = Some(TokenError::Unavailable(error.to_string()));
+                tracing::warn!(grant = %self.id, %error, retry_in = ?wait, "refresh failed; will retry");
+                Err(last_error(flight))
+            }
+        }
+    }
+
+    /// Loads the stored grant; adopts it if another writer got further. Returns
+    /// whether it did.
+    async fn reread(&self, flight: &mut Flight) -> bool {
+        match self.ctx.store.load(&self.key).await {
+            Ok(Some(stored)) if stored.version > flight.record.version => {
+                tracing::info!(grant = %self.id, version = stored.version, "store holds a newer grant; adopting it");
+                self.install(flight, stored);
+                true
+            }
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(grant = %self.id, %error, "cannot re-read the grant; using the copy in memory");
+                false
+            }
+        }
+    }
+
+    async fn call_zoom(
+        &self,
+        record: &Grant,
+    ) -> (&'static str, Result<TokenResponse, ZoomTokenError>) {
+        let client_id = &self.key.client_id;
+        match &self.key.subject {
+            Subject::Account(account_id) => {
+                ("mint", self.ctx.zoom.mint(client_id, account_id).await)
+            }
+            Subject::User(_) => match &record.refresh_token {
+                Some(token) => ("refresh", self.ctx.zoom.refresh(client_id, token).await),
+                None => (
+                    "refresh",
+                    Err(ZoomTokenError::Rejected {
+                        status: 400,
+                        error: "invalid_grant".into(),
+                    }),
+                ),
+            },
+        }
+    }
+
+    /// Zoom refused the refresh token. Another writer may have rotated it first:
+    /// re-read, and only if the store has nothing newer, declare the grant dead.
+    async fn on_invalid_grant(
+        self: &Arc<Self>,
+        flight: &mut Flight,
+    ) -> Result<Arc<Current>, TokenError> {
+        if self.reread(flight).await && !flight.record.is_dead() {
+            tracing::info!(grant = %self.id, "invalid_grant was a lost race; using the newer grant");
+            return Ok(self.current.load_full());
+        }
+        let dead = flight
+            .record
+            .killed("Zoom answered invalid_grant to the refresh token");
+        tracing::error!(grant = %self.id, "grant is dead: Zoom refused its refresh token; the user must authorize again");
+        self.persist(&dead).await;
+        self.install(flight, dead);
+        Err(TokenError::Dead)
+    }
+
+    /// Makes `record` the grant's state and publishes its token.
+    fn install(&self, flight: &mut Flight, record: Grant) {
+        self.current.store(Arc::new(snapshot(&record)));
+        flight.record = record;
+        flight.failures = 0;
+        flight.retry_at_ms = 0;
+        flight.last_error = None;
+    }
+
+    /// Writes `record` durably. On failure the new tokens stay in memory (they are
+    /// the only valid ones now) and a retry loop keeps writing until it lands.
+    async fn persist(self: &Arc<Self>, record: &Grant) {
+        let started = Instant::now();
+        match self.ctx.store.save(record).await {
+            Ok(()) => {
+                self.ctx
+                    .metrics
+                    .persist_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.unpersisted.store(false, Ordering::Release);
+            }
+            Err(error) => {
+                tracing::error!(grant = %self.id, %error, "ROTATED REFRESH TOKEN NOT PERSISTED; keeping it in memory and retrying");
+                if !self.unpersisted.swap(true, Ordering::AcqRel) {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.retry_persist().await });
+                }
+            }
+        }
+    }
+
+    fn ahead_ms(&self) -> u64 {
+        self.ctx.refresh.ahead.as_millis() as u64
+    }
+
+    fn kick_background(self: &Arc<Self>, stale_version: u64) {
+        if self.background.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.background_refresh(stale_version).await;
+            this.background.store(false, Ordering::Release);
+        });
+    }
+
+    /// Refreshes until the snapshot moves past `stale_version`, backing off
+    /// between failures.
+    async fn background_refresh(self: &Arc<Self>, stale_version: u64) {
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            match self.refresh_while(|c, _| c.version == stale_version).await {
+                Ok(_) | Err(TokenError::Dead) => return,
+                Err(TokenError::Unavailable(_)) => {}
+            }
+            let floor =
+                self.ctx.clock.now_ms() + self.ctx.refresh.backoff_min.as_millis() as u64 / 2;
+            let retry_at = self.flight.lock().await.retry_at_ms.max(floor);
+            tokio::select! {
+                _ = self.ctx.clock.sleep_until(retry_at) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
+    /// Writes the in-memory record until the store takes it.
+    async fn retry_persist(&self) {
+        let mut failures = 0;
+        let mut shutdown = self.ctx.shutdown.clone();
+        while self.is_unpersisted() {
+            {
+                let flight = self.flight.lock().await;
+                match self.ctx.store.save(&flight.record).await {
+                    Ok(()) => {
+                        self.unpersisted.store(false, Ordering::Release);
+                        tracing::info!(grant = %self.id, "rotated refresh token persisted after retry");
+                        return;
+                    }
+                    Err(StoreError::Conflict { .. }) => {
+                        // The store holds a newer version; ours is superseded, not lost.
+                        self.unpersisted.store(false, Ordering::Release);
+                        return;
+                    }
+                    Err(error) => tracing::error!(grant = %self.id, %error, "persist retry failed"),
+                }
+            }
+            failures += 1;
+            tokio::select! {
+                _ = self.ctx.clock.sleep(backoff(&self.ctx.refresh, failures)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
+    /// When the keep-alive sweep should refresh this grant anyway.
+    pub(crate) fn keepalive_due(&self, now: UnixMillis) -> bool {
+        let cur = self.current.load();
+        let keepalive = self.ctx.refresh.keepalive.as_millis() as u64;
+        matches!(self.key.subject, Subject::User(_))
+            && cur.dead.is_none()
+            && cur.bearer.is_some()
+            && now.saturating_sub(cur.issued_at_ms) >= keepalive
+    }
+}
+
+impl Drop for AttemptDone<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The snapshot readers see for `record`.
+fn snapshot(record: &Grant) -> Current {
+    let bearer = if record.access_token.is_empty() {
+        None
+    } else {
+        HeaderValue::try_from(format!("Bearer {}", record.access_token.expose()))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+    };
+    Current {
+        version: record.version,
+        bearer,
+        expires_at_ms: record.expires_at_ms,
+        issued_at_ms: record.refreshed_at_ms,
+        dead: match &record.state {
+            GrantState::Live => None,
+            GrantState::Dead { reason } => Some(reason.clone()),
+        },
+    }
+}
+
+fn usable(cur: Arc<Current>, now: UnixMillis, flight: &Flight) -> Result<Arc<Current>, TokenError> {
+    match cur.freshness(now, 0) {
+        Freshness::Dead => Err(TokenError::Dead),
+        Freshness::Expired => Err(last_error(flight)),
+        Freshness::Fresh | Freshness::Stale => Ok(cur),
+    }
+}
+
+fn last_error(flight: &Flight) -> TokenError {
+    flight.last_error.clone().unwrap_or_else(|| {
+        TokenError::Unavailable("the token expired and no refresh succeeded yet".into())
+    })
+}
+
+/// Capped exponential backoff with jitter in [50%, 100%].
+fn backoff(refresh: &config::Refresh, failures: u32) -> Duration {
+    let exp = refresh
+        .backoff_min
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let capped = exp.min(refresh.backoff_max);
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    capped.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let refresh = config::Refresh {
+            ahead: Duration::from_secs(300),
+            keepalive: Duration::from_secs(86400),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+        };
+        for failures in 1..40 {
+            let d = backoff(&refresh, failures);
+            assert!(d <= Duration::from_secs(60), "{failures}: {d:?}");
+            assert!(d >= Duration::from_millis(500), "{failures}: {d:?}");
+        }
+        assert!(backoff(&refresh, 1) <= Duration::from_secs(1));
+    }
+}

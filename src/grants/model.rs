@@ -1,0 +1,93 @@
+//! The grant record: what is persisted for one real Zoom credential.
+
+use serde::{Deserialize, Serialize};
+
+use super::GrantKey;
+use crate::clock::UnixMillis;
+use crate::oauth::TokenResponse;
+use crate::secret::Secret;
+
+/// The real Zoom credential for one `(client_id, subject)`.
+///
+/// `Debug` is safe: every token is a [`Secret`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Grant {
+    pub key: GrantKey,
+    /// Empty until the first token arrives (an S2S grant before its first mint).
+    pub access_token: Secret,
+    pub expires_at_ms: UnixMillis,
+    /// User grants only; Server-to-Server grants are minted again instead.
+    pub refresh_token: Option<Secret>,
+    pub scope: String,
+    /// Zoom's `api_url` for this grant, kept for `/grants`; requests always go to `zoom.api_url`.
+    pub api_url: String,
+    pub refreshed_at_ms: UnixMillis,
+    /// Bumped on every change; the store fences writes on it.
+    pub version: u64,
+    pub state: GrantState,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum GrantState {
+    Live,
+    /// Zoom refused the refresh token (`invalid_grant`): only a new authorization revives it.
+    Dead {
+        reason: String,
+    },
+}
+
+// === impl Grant ===
+
+impl Grant {
+    /// A grant that has never held a token: an S2S grant waiting for its first mint.
+    pub fn empty(key: GrantKey) -> Self {
+        Self {
+            key,
+            access_token: Secret::default(),
+            expires_at_ms: 0,
+            refresh_token: None,
+            scope: String::new(),
+            api_url: String::new(),
+            refreshed_at_ms: 0,
+            version: 0,
+            state: GrantState::Live,
+        }
+    }
+
+    /// The next version of this grant, holding the tokens Zoom just issued.
+    pub fn rotated(&self, tokens: &TokenResponse, now_ms: UnixMillis) -> Self {
+        Self {
+            key: self.key.clone(),
+            access_token: tokens.access_token.clone(),
+            expires_at_ms: now_ms + tokens.expires_in.saturating_mul(1000),
+            // S2S answers carry no refresh token; a user answer always does.
+            refresh_token: tokens
+                .refresh_token
+                .clone()
+                .or_else(|| self.refresh_token.clone()),
+            scope: tokens.scope.clone().unwrap_or_else(|| self.scope.clone()),
+            api_url: tokens
+                .api_url
+                .clone()
+                .unwrap_or_else(|| self.api_url.clone()),
+            refreshed_at_ms: now_ms,
+            version: self.version + 1,
+            state: GrantState::Live,
+        }
+    }
+
+    /// The next version of this grant, marked dead.
+    pub fn killed(&self, reason: impl Into<String>) -> Self {
+        Self {
+            state: GrantState::Dead {
+                reason: reason.into(),
+            },
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, GrantState::Dead { .. })
+    }
+}

@@ -1,0 +1,190 @@
+//! Prometheus metrics, registered once at start-up and passed down as cheap handles.
+//!
+//! Labels stay bounded: route classes, status classes, results and grant ids,
+//! never a path or a token.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The route class of a request, as seen by the proxy listener.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Route {
+    Api,
+    OauthToken,
+    OauthRevoke,
+    OauthAuthorize,
+    Rejected,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: Route,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenCallLabels {
+    /// `refresh`, `mint` or `exchange`.
+    pub kind: &'static str,
+    /// `ok`, `invalid_grant`, `rejected`, `transient`, `unknown_app`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplayLabels {
+    /// `refreshed` (this replay caused the refresh) or `rotated` (someone else had).
+    pub cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabels {
+    pub category: String,
+}
+
+/// Every metric handle. Clones share the underlying series.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub upstream_seconds: Histogram,
+    pub token_calls: Family<TokenCallLabels, Counter>,
+    pub replays: Family<ReplayLabels, Counter>,
+    /// Time a refresh took, from taking the grant's lock to publishing.
+    pub refresh_seconds: Histogram,
+    /// Time from Zoom's answer to the durable write of the rotated token.
+    pub persist_seconds: Histogram,
+    pub ratelimit_remaining: Family<CategoryLabels, Gauge>,
+}
+
+/// The registry and the handles, built together.
+#[derive(Clone, Debug)]
+pub struct MetricsRegistry {
+    pub registry: Arc<Mutex<Registry>>,
+    pub metrics: Metrics,
+}
+
+/// Zoom's documented rate-limit categories; anything else is reported as `other`.
+const CATEGORIES: [&str; 4] = ["Light", "Medium", "Heavy", "Resource-intensive"];
+
+// === impl Metrics ===
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            upstream_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            token_calls: Family::default(),
+            replays: Family::default(),
+            refresh_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            persist_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            ratelimit_remaining: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("grantmux");
+        r.register(
+            "requests",
+            "Requests answered on the proxy listener, by route class and status",
+            m.requests.clone(),
+        );
+        r.register(
+            "upstream_duration_seconds",
+            "Time until Zoom's API response headers arrived",
+            m.upstream_seconds.clone(),
+        );
+        r.register(
+            "zoom_token_calls",
+            "Calls grantmux made to Zoom's token endpoint, by kind and result",
+            m.token_calls.clone(),
+        );
+        r.register(
+            "replays",
+            "API requests replayed after Zoom answered 401 code 124",
+            m.replays.clone(),
+        );
+        r.register(
+            "refresh_duration_seconds",
+            "Refresh lag: time from taking a grant's lock to publishing its new token",
+            m.refresh_seconds.clone(),
+        );
+        r.register(
+            "persist_duration_seconds",
+            "Time from Zoom's token answer to the durable write of the rotated token",
+            m.persist_seconds.clone(),
+        );
+        r.register(
+            "zoom_ratelimit_remaining",
+            "X-RateLimit-Remaining last seen from Zoom, by category",
+            m.ratelimit_remaining.clone(),
+        );
+        m
+    }
+
+    pub fn token_call(&self, kind: &'static str, result: &'static str) {
+        self.token_calls
+            .get_or_create(&TokenCallLabels { kind, result })
+            .inc();
+    }
+
+    /// Records Zoom's rate-limit headers from an API answer.
+    pub fn observe_ratelimit(&self, headers: &http::HeaderMap) {
+        let Some(remaining) = headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        else {
+            return;
+        };
+        let category = headers
+            .get("x-ratelimit-category")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| CATEGORIES.iter().find(|c| c.eq_ignore_ascii_case(v.trim())))
+            .copied()
+            .unwrap_or("other");
+        self.ratelimit_remaining
+            .get_or_create(&CategoryLabels {
+                category: category.to_owned(),
+            })
+            .set(remaining);
+    }
+}
+
+// === impl MetricsRegistry ===
+
+impl Default for MetricsRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsRegistry {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            metrics,
+        }
+    }
+
+    /// Adds a collector evaluated at scrape time (per-grant expiry, for one).
+    pub fn register_collector(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry
+            .sub_registry_with_prefix("grantmux")
+            .register_collector(collector);
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,199 @@
+//! The Zoom token client: refresh a user grant, mint a Server-to-Server token,
+//! exchange an authorization code.
+//!
+//! Errors are classified by what the refresher must do next: `invalid_grant`
+//! kills a grant, anything transient is retried with backoff, anything else is
+//! a rejection reported as is. No error carries a token or Zoom's `reason`
+//! text, which can quote an authorization code.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+
+use crate::body;
+use crate::config::Config;
+use crate::secret::Secret;
+use crate::upstream::{describe_error, UpstreamClient};
+
+/// Zoom's token answer. `Debug` is safe: tokens are [`Secret`]s.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct TokenResponse {
+    pub access_token: Secret,
+    #[serde(default)]
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    pub expires_in: u64,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ZoomTokenError {
+    /// Zoom answered 4xx with an OAuth error: `error` is its code, e.g. `invalid_grant`.
+    #[error("zoom refused the token request: HTTP {status}, error {error:?}")]
+    Rejected { status: u16, error: String },
+    /// Timeouts, resets, 5xx, unreadable answers: worth retrying.
+    #[error("zoom token endpoint unavailable: {0}")]
+    Transient(String),
+    #[error("no [[app]] with this client_id is configured")]
+    UnknownApp,
+}
+
+/// The client, with every app's credentials.
+#[derive(Clone, Debug)]
+pub struct ZoomTokenClient {
+    http: UpstreamClient,
+    token_uri: Uri,
+    apps: HashMap<String, Secret>,
+    timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+}
+
+// === impl ZoomTokenError ===
+
+impl ZoomTokenError {
+    /// Zoom no longer accepts this refresh token. Pre-2022 Zoom said `invalid_request`
+    /// with status 401 for the same thing (ZOOM.md §1.5), so both count.
+    pub fn is_invalid_grant(&self) -> bool {
+        match self {
+            ZoomTokenError::Rejected { status, error } => {
+                error == "invalid_grant" || (*status == 401 && error == "invalid_request")
+            }
+            _ => false,
+        }
+    }
+
+    /// A short label for metrics: bounded, no token.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ZoomTokenError::Rejected { .. } if self.is_invalid_grant() => "invalid_grant",
+            ZoomTokenError::Rejected { .. } => "rejected",
+            ZoomTokenError::Transient(_) => "transient",
+            ZoomTokenError::UnknownApp => "unknown_app",
+        }
+    }
+}
+
+// === impl ZoomTokenClient ===
+
+impl ZoomTokenClient {
+    pub fn new(http: UpstreamClient, config: &Config) -> Self {
+        let base = config.zoom.oauth_url.to_string();
+        let token_uri = format!("{}/oauth/token", base.trim_end_matches('/'))
+            .parse()
+            .unwrap_or_else(|_| config.zoom.oauth_url.clone());
+        Self {
+            http,
+            token_uri,
+            apps: config
+                .apps
+                .iter()
+                .map(|a| (a.client_id.clone(), a.client_secret.clone()))
+                .collect(),
+            timeout: config.zoom.response_timeout,
+        }
+    }
+
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        refresh_token: &Secret,
+    ) -> Result<TokenResponse, ZoomTokenError> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", refresh_token.expose())
+            .finish();
+        self.post(client_id, form).await
+    }
+
+    pub async fn mint(
+        &self,
+        client_id: &str,
+        account_id: &str,
+    ) -> Result<TokenResponse, ZoomTokenError> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "account_credentials")
+            .append_pair("account_id", account_id)
+            .finish();
+        self.post(client_id, form).await
+    }
+
+    /// Forwards a caller's form (e.g. an authorization-code exchange) as is.
+    pub async fn post_form(
+        &self,
+        client_id: &str,
+        form: String,
+    ) -> Result<TokenResponse, ZoomTokenError> {
+        self.post(client_id, form).await
+    }
+
+    async fn post(&self, client_id: &str, form: String) -> Result<TokenResponse, ZoomTokenError> {
+        let secret = self.apps.get(client_id).ok_or(ZoomTokenError::UnknownApp)?;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{client_id}:{}", secret.expose()));
+        let mut auth = http::HeaderValue::try_from(format!("Basic {basic}"))
+            .map_err(|_| ZoomTokenError::UnknownApp)?;
+        auth.set_sensitive(true);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(self.token_uri.clone())
+            .header(header::AUTHORIZATION, auth)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(body::full(form))
+            .map_err(|e| ZoomTokenError::Transient(e.to_string()))?;
+        let exchange = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ZoomTokenError::Transient(describe_error(&e)))?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ZoomTokenError::Transient(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, ZoomTokenError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ZoomTokenError::Transient("timed out".into()))??;
+        classify(status, &bytes)
+    }
+}
+
+fn classify(status: StatusCode, bytes: &Bytes) -> Result<TokenResponse, ZoomTokenError> {
+    if status.is_success() {
+        return serde_json::from_slice(bytes)
+            .map_err(|_| ZoomTokenError::Transient("answer is not a token response".into()));
+    }
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(ZoomTokenError::Transient(format!(
+            "HTTP {}",
+            status.as_u16()
+        )));
+    }
+    let error = serde_json::from_slice::<ErrorBody>(bytes)
+        .ok()
+        .and_then(|b| b.error)
+        .unwrap_or_else(|| "unknown".into());
+    Err(ZoomTokenError::Rejected {
+        status: status.as_u16(),
+        error,
+    })
+}

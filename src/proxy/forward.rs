@@ -1,0 +1,190 @@
+//! Forwarding API calls to Zoom with the grant's real token, and the replay
+//! that hides a token rotation from callers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{header, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::{headers, Proxy};
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::grants::GrantHandle;
+use crate::metrics::ReplayLabels;
+use crate::upstream::describe_error;
+
+/// Zoom's 401 bodies are tiny; anything bigger is not the one we replay on.
+const MAX_401_BODY: usize = 64 * 1024;
+
+/// Whom a request acts for.
+enum Target {
+    Grant(Arc<GrantHandle>),
+    /// An unknown bearer token forwarded untouched (migration mode).
+    Passthrough,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    pub(super) async fn forward_api(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let target = self.resolve(req.headers())?;
+        let (mut parts, body) = req.into_parts();
+        parts.uri = self.upstream_uri(&parts.uri)?;
+        // The pool picks HTTP/2 by ALPN where Zoom offers it; the caller's version is its own.
+        parts.version = Version::HTTP_11;
+        match target {
+            Target::Passthrough => {
+                headers::prepare_request(&mut parts.headers, &self.api_host, None);
+                let resp = self
+                    .send(Request::from_parts(parts, body::stream(body)))
+                    .await?;
+                Ok(into_client_response(resp))
+            }
+            Target::Grant(grant) => self.forward_with_grant(&grant, parts, body).await,
+        }
+    }
+
+    fn resolve(&self, headers: &http::HeaderMap) -> Result<Target, ProxyError> {
+        let presented = headers::bearer(headers);
+        if let Some((_, key)) = presented.and_then(|t| self.callers.lookup(t)) {
+            return Ok(Target::Grant(self.registry.ensure(key)));
+        }
+        if self.passthrough && presented.is_some() {
+            return Ok(Target::Passthrough);
+        }
+        Err(ProxyError::InvalidToken)
+    }
+
+    async fn forward_with_grant(
+        &self,
+        grant: &Arc<GrantHandle>,
+        mut parts: Parts,
+        body: Incoming,
+    ) -> Result<Response<Body>, ProxyError> {
+        let replayable = self.replayable(&parts.headers);
+        let cur = grant.token().await?;
+        headers::prepare_request(&mut parts.headers, &self.api_host, cur.bearer.as_ref());
+        if !replayable {
+            // Too big to buffer: it streams, and a 401 reaches the caller as Zoom sent it.
+            let resp = self
+                .send(Request::from_parts(parts, body::stream(body)))
+                .await?;
+            return Ok(into_client_response(resp));
+        }
+        let bytes = Limited::new(body, self.replay_body_limit)
+            .collect()
+            .await
+            .map_err(|e| ProxyError::ClientBody(e.to_string()))?
+            .to_bytes();
+        let resp = self.send(rebuild(&parts, bytes.clone())).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(into_client_response(resp));
+        }
+        let (resp_parts, resp_body) = resp.into_parts();
+        let resp_bytes = Limited::new(resp_body, MAX_401_BODY)
+            .collect()
+            .await
+            .map_err(|e| ProxyError::Upstream(format!("reading Zoom's 401: {e}")))?
+            .to_bytes();
+        if !is_invalid_token(&resp_bytes) {
+            return Ok(into_client_response(Response::from_parts(
+                resp_parts,
+                body::full(resp_bytes),
+            )));
+        }
+        // The token we sent lost a race with a rotation, or expired at Zoom first.
+        let fresh = grant.after_rejection(cur.version).await?;
+        let cause = if fresh.version == cur.version + 1 {
+            "refreshed"
+        } else {
+            "rotated"
+        };
+        self.metrics
+            .replays
+            .get_or_create(&ReplayLabels { cause })
+            .inc();
+        if let Some(bearer) = &fresh.bearer {
+            parts.headers.insert(header::AUTHORIZATION, bearer.clone());
+        }
+        tracing::debug!(grant = %grant.id(), "replaying after 401 code 124");
+        let resp = self.send(rebuild(&parts, bytes)).await?;
+        Ok(into_client_response(resp))
+    }
+
+    /// Bodies with a known length up to `replay_body_limit` are buffered for a replay.
+    fn replayable(&self, headers: &http::HeaderMap) -> bool {
+        if headers.contains_key(header::TRANSFER_ENCODING) {
+            return false;
+        }
+        match headers.get(header::CONTENT_LENGTH) {
+            None => true,
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .is_some_and(|len| len <= self.replay_body_limit),
+        }
+    }
+
+    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ProxyError> {
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Uri::builder()
+            .scheme(self.api_scheme.clone())
+            .authority(self.api_authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| ProxyError::BadRequest("unusable request target"))
+    }
+
+    async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, ProxyError> {
+        let started = Instant::now();
+        let resp = tokio::time::timeout(self.response_timeout, self.client.request(req))
+            .await
+            .map_err(|_| ProxyError::UpstreamTimeout(self.response_timeout))?
+            .map_err(|e| ProxyError::Upstream(describe_error(&e)))?;
+        self.metrics
+            .upstream_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.observe_ratelimit(resp.headers());
+        Ok(resp)
+    }
+}
+
+fn rebuild(parts: &Parts, bytes: Bytes) -> Request<Body> {
+    let mut req = Request::new(body::full(bytes));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    req
+}
+
+/// Zoom's answer as the caller gets it: untouched but for hop-by-hop headers.
+fn into_client_response<B>(resp: Response<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<body::BoxError>,
+{
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body::stream(body))
+}
+
+/// Is this Zoom's 401 code 124 ("Invalid access token." / "Access token is expired.")?
+fn is_invalid_token(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_u64()))
+        == Some(124)
+}

@@ -1,0 +1,124 @@
+//! The proxy listener's request handling: classify, resolve the caller's grant,
+//! forward with the real token, replay on 401.
+
+mod callers;
+mod forward;
+pub mod headers;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Method, Request, Response, Version};
+use hyper::body::Incoming;
+
+pub use self::callers::CallerKeys;
+use crate::body::Body;
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::grants::Registry;
+use crate::metrics::{Metrics, RequestLabels, Route};
+use crate::upstream::UpstreamClient;
+
+/// Everything the proxy listener needs, shared by all connections.
+#[derive(Debug)]
+pub struct Proxy {
+    registry: Arc<Registry>,
+    callers: CallerKeys,
+    client: UpstreamClient,
+    api_scheme: Scheme,
+    api_authority: Authority,
+    /// `Host` for forwarded requests: Zoom's API host.
+    api_host: HeaderValue,
+    /// Hosts an absolute-form request target may name: Zoom's and our own.
+    own_authorities: Vec<Authority>,
+    replay_body_limit: usize,
+    passthrough: bool,
+    response_timeout: Duration,
+    metrics: Metrics,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    pub fn new(
+        config: &Config,
+        registry: Arc<Registry>,
+        client: UpstreamClient,
+        metrics: Metrics,
+    ) -> Self {
+        let api = &config.zoom.api_url;
+        let api_authority = api
+            .authority()
+            .cloned()
+            .unwrap_or_else(|| Authority::from_static("api.zoom.us"));
+        let mut own_authorities = vec![api_authority.clone()];
+        own_authorities.extend(config.zoom.oauth_url.authority().cloned());
+        if let Ok(public) = config.listen.public_url.parse::<http::Uri>() {
+            own_authorities.extend(public.authority().cloned());
+        }
+        if let Ok(listen) = Authority::try_from(config.listen.proxy.to_string()) {
+            own_authorities.push(listen);
+        }
+        Self {
+            registry,
+            callers: CallerKeys::new(&config.callers),
+            client,
+            api_scheme: api.scheme().cloned().unwrap_or(Scheme::HTTPS),
+            api_host: HeaderValue::from_str(api_authority.as_str())
+                .unwrap_or_else(|_| HeaderValue::from_static("api.zoom.us")),
+            api_authority,
+            own_authorities,
+            replay_body_limit: config.proxy.replay_body_limit,
+            passthrough: config.proxy.passthrough,
+            response_timeout: config.zoom.response_timeout,
+            metrics,
+        }
+    }
+
+    /// The service function for [`crate::serve::serve`].
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let (route, result) = match self.classify(&req) {
+            Ok(Route::Api) => (Route::Api, self.forward_api(req).await),
+            Ok(route) => (
+                route,
+                Err(ProxyError::BadRequest("the OAuth endpoint is not enabled")),
+            ),
+            Err(error) => (Route::Rejected, Err(error)),
+        };
+        let resp = result.unwrap_or_else(ProxyError::into_response);
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                status: resp.status().as_u16(),
+            })
+            .inc();
+        Ok(resp)
+    }
+
+    fn classify(&self, req: &Request<Incoming>) -> Result<Route, ProxyError> {
+        if req.method() == Method::CONNECT {
+            return Err(ProxyError::Connect);
+        }
+        // An HTTP/1 absolute-form target names a host; only Zoom's or ours may appear.
+        // (HTTP/2 always carries `:authority`, and requests go to Zoom regardless.)
+        if req.version() <= Version::HTTP_11 {
+            if let Some(authority) = req.uri().authority() {
+                if !self.own_authorities.iter().any(|a| a == authority) {
+                    return Err(ProxyError::ForeignTarget);
+                }
+            }
+        }
+        Ok(match req.uri().path() {
+            "/oauth/token" => Route::OauthToken,
+            "/oauth/revoke" => Route::OauthRevoke,
+            "/oauth/authorize" => Route::OauthAuthorize,
+            _ => Route::Api,
+        })
+    }
+}
