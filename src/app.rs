@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{Admin, GrantExpiry};
 use crate::clock::Clock;
 use crate::config::{Config, StoreBackend};
+use crate::grants::vtoken::Signer;
 use crate::grants::{RefreshCtx, Registry};
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
@@ -73,6 +74,7 @@ impl Running {
             clock: options.clock.clone(),
             refresh: config.refresh.clone(),
             metrics: metrics.metrics.clone(),
+            signer: store.signing_key().map_or_else(Signer::random, Signer::new),
             shutdown: shutdown_rx.clone(),
         });
         let registry = Registry::load(ctx).await?;

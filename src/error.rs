@@ -78,3 +78,69 @@ impl ProxyError {
         body::json(status, &json!({ "code": code, "message": message }))
     }
 }
+
+/// Errors of the token endpoint callers see, answered in Zoom's OAuth shape
+/// `{"reason":…,"error":…}` with Zoom's statuses (ZOOM.md §1.5).
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid client credentials")]
+    InvalidClient,
+    #[error("unsupported grant type")]
+    UnsupportedGrantType,
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A refresh token that is not (or no longer) valid.
+    #[error("invalid grant")]
+    InvalidGrant,
+    /// A token to revoke that is not ours.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Zoom refused the caller's own request (a code exchange, a legacy refresh):
+    /// its answer is relayed as is.
+    #[error("zoom refused the request: HTTP {status}")]
+    Zoom { status: u16, body: bytes::Bytes },
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl OAuthError {
+    pub fn into_response(self) -> http::Response<Body> {
+        let (status, reason, error) = match &self {
+            OAuthError::InvalidClient => (
+                400,
+                "Invalid client_id or client_secret".to_owned(),
+                "invalid_client",
+            ),
+            OAuthError::UnsupportedGrantType => (
+                400,
+                "unsupported grant type".to_owned(),
+                "unsupported_grant_type",
+            ),
+            OAuthError::InvalidRequest(reason) => (400, (*reason).to_owned(), "invalid_request"),
+            OAuthError::InvalidGrant => (400, "Invalid Token!".to_owned(), "invalid_grant"),
+            OAuthError::InvalidToken => (400, "Invalid Token!".to_owned(), "invalid_request"),
+            OAuthError::Zoom { status, body } => {
+                tracing::debug!(status, "relaying Zoom's refusal");
+                let mut resp = http::Response::new(body::full(body.clone()));
+                *resp.status_mut() =
+                    StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json;charset=UTF-8"),
+                );
+                return resp;
+            }
+            OAuthError::Unavailable(reason) => (503, format!("grantmux: {reason}"), "server_error"),
+            OAuthError::Store(e) => (503, format!("grantmux: {e}"), "server_error"),
+        };
+        if status >= 500 {
+            tracing::warn!(error = %self, "token request failed");
+        } else {
+            tracing::debug!(error = %self, "token request refused");
+        }
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        body::json(status, &json!({ "reason": reason, "error": error }))
+    }
+}

@@ -14,6 +14,8 @@ pub struct Current {
     pub bearer: Option<HeaderValue>,
     pub expires_at_ms: UnixMillis,
     pub issued_at_ms: UnixMillis,
+    /// Zoom's `scope` for this token, returned in callers' token answers.
+    pub scope: String,
     /// `Some(reason)` once Zoom has refused the refresh token.
     pub dead: Option<String>,
 }
@@ -46,6 +48,12 @@ impl Current {
 }
 
 impl Current {
+    /// Do both snapshots carry the same token? Versions also move when bindings
+    /// change, so "has the token rotated" compares the token itself.
+    pub fn same_token(&self, other: &Current) -> bool {
+        self.bearer == other.bearer && self.expires_at_ms == other.expires_at_ms
+    }
+
     /// How long before expiry to refresh: `refresh.ahead`, but never more than 30%
     /// of the token's lifetime (linkerd refreshes certificates at 70%), so a short
     /// lifetime does not make every fresh token look stale.

@@ -8,6 +8,7 @@
 //! that an attempt completed while they waited (`attempts`) and take its
 //! outcome, so many callers of an expired grant cause exactly one Zoom call.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ use rand::Rng as _;
 use tokio::sync::{watch, Mutex};
 
 use super::current::{Current, Freshness};
-use super::model::{Grant, GrantState};
+use super::model::{Binding, Grant, GrantState};
+use super::vtoken::Signer;
 use super::{GrantKey, Subject};
 use crate::clock::{Clock, UnixMillis};
 use crate::config;
@@ -34,6 +36,8 @@ pub struct RefreshCtx {
     pub clock: Clock,
     pub refresh: config::Refresh,
     pub metrics: Metrics,
+    /// Signs and verifies callers' virtual tokens.
+    pub signer: Signer,
     /// Flips to `true` on shutdown; background loops end.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -62,6 +66,10 @@ pub struct GrantHandle {
     /// A rotated token is held in memory only: the store refused it.
     unpersisted: AtomicBool,
     last_used_ms: AtomicU64,
+    /// Ids of unrevoked bindings, read on every virtual-token request.
+    live_bindings: ArcSwap<HashSet<String>>,
+    /// (hash of a legacy refresh token, binding id) pairs.
+    adopted: ArcSwap<Vec<(String, String)>>,
     ctx: Arc<RefreshCtx>,
 }
 
@@ -81,6 +89,8 @@ struct AttemptDone<'a>(&'a AtomicU64);
 impl GrantHandle {
     pub fn new(record: Grant, ctx: Arc<RefreshCtx>) -> Arc<Self> {
         let current = ArcSwap::from_pointee(snapshot(&record));
+        let live_bindings = ArcSwap::from_pointee(live_set(&record));
+        let adopted = ArcSwap::from_pointee(adopted_list(&record));
         Arc::new(Self {
             key: record.key.clone(),
             id: record.key.id(),
@@ -95,6 +105,8 @@ impl GrantHandle {
             background: AtomicBool::new(false),
             unpersisted: AtomicBool::new(false),
             last_used_ms: AtomicU64::new(0),
+            live_bindings,
+            adopted,
             ctx,
         })
     }
@@ -130,7 +142,7 @@ impl GrantHandle {
         match cur.freshness(now, self.ahead_ms()) {
             Freshness::Fresh => Ok(cur),
             Freshness::Stale => {
-                self.kick_background(cur.version);
+                self.kick_background(&cur);
                 Ok(cur)
             }
             Freshness::Dead => Err(TokenError::Dead),
@@ -140,26 +152,26 @@ impl GrantHandle {
                     .await;
                 if matches!(result, Err(TokenError::Unavailable(_))) {
                     // Keep retrying in the background so the grant recovers without traffic.
-                    self.kick_background(cur.version);
+                    self.kick_background(&cur);
                 }
                 result
             }
         }
     }
 
-    /// Zoom refused the token of snapshot `sent_version` (401 code 124). Refresh
-    /// unless someone already has, and return the token to replay with.
+    /// Zoom refused the token of snapshot `sent` (401 code 124). Refresh unless
+    /// someone already has, and return the token to replay with.
     pub async fn after_rejection(
         self: &Arc<Self>,
-        sent_version: u64,
+        sent: &Current,
     ) -> Result<Arc<Current>, TokenError> {
-        self.refresh_while(|c, _| c.version == sent_version).await
+        self.refresh_while(|c, _| c.same_token(sent)).await
     }
 
     /// Refreshes now, whatever the token's state (admin `POST /grants/{id}/refresh`, keep-alive).
     pub async fn force_refresh(self: &Arc<Self>) -> Result<Arc<Current>, TokenError> {
-        let seen = self.current.load().version;
-        self.refresh_while(|c, _| c.version == seen && c.dead.is_none())
+        let seen = self.current.load_full();
+        self.refresh_while(|c, _| c.same_token(&seen) && c.dead.is_none())
             .await
     }
 
@@ -173,6 +185,41 @@ impl GrantHandle {
         self.persist(&new).await;
         self.install(&mut flight, new);
         self.current.load_full()
+    }
+
+    /// Adds a caller binding and persists it before returning.
+    pub async fn add_binding(self: &Arc<Self>, binding: Binding) -> Result<(), StoreError> {
+        let mut flight = self.flight.lock().await;
+        if flight.record.live_bindings().any(|b| b.id == binding.id) {
+            return Ok(());
+        }
+        let next = flight.record.with_binding(binding);
+        self.ctx.store.save(&next).await?;
+        self.replace_record(&mut flight, next);
+        Ok(())
+    }
+
+    /// Revokes a binding; returns how many live bindings remain.
+    pub async fn revoke_binding(self: &Arc<Self>, id: &str) -> Result<usize, StoreError> {
+        let mut flight = self.flight.lock().await;
+        let next = flight.record.with_revoked(id);
+        self.ctx.store.save(&next).await?;
+        self.replace_record(&mut flight, next);
+        Ok(flight.record.live_bindings().count())
+    }
+
+    /// Does binding `id` exist, unrevoked? One atomic load.
+    pub fn binding_is_live(&self, id: &str) -> bool {
+        self.live_bindings.load().contains(id)
+    }
+
+    /// The live binding a legacy caller got for the real refresh token hashed `hash`.
+    pub fn binding_adopted_from(&self, hash: &str) -> Option<String> {
+        self.adopted
+            .load()
+            .iter()
+            .find(|(h, _)| h == hash)
+            .map(|(_, id)| id.clone())
     }
 
     /// Runs one refresh if `need` still holds once the lock is held, unless an
@@ -270,6 +317,7 @@ impl GrantHandle {
                     Err(ZoomTokenError::Rejected {
                         status: 400,
                         error: "invalid_grant".into(),
+                        body: bytes::Bytes::new(),
                     }),
                 ),
             },
@@ -298,10 +346,17 @@ impl GrantHandle {
     /// Makes `record` the grant's state and publishes its token.
     fn install(&self, flight: &mut Flight, record: Grant) {
         self.current.store(Arc::new(snapshot(&record)));
-        flight.record = record;
+        self.replace_record(flight, record);
         flight.failures = 0;
         flight.retry_at_ms = 0;
         flight.last_error = None;
+    }
+
+    /// Swaps the record and its binding indexes; the published token is untouched.
+    fn replace_record(&self, flight: &mut Flight, record: Grant) {
+        self.live_bindings.store(Arc::new(live_set(&record)));
+        self.adopted.store(Arc::new(adopted_list(&record)));
+        flight.record = record;
     }
 
     /// Writes `record` durably. On failure the new tokens stay in memory (they are
@@ -330,23 +385,23 @@ impl GrantHandle {
         self.ctx.refresh.ahead.as_millis() as u64
     }
 
-    fn kick_background(self: &Arc<Self>, stale_version: u64) {
+    fn kick_background(self: &Arc<Self>, stale: &Arc<Current>) {
         if self.background.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
+        let stale = stale.clone();
         tokio::spawn(async move {
-            this.background_refresh(stale_version).await;
+            this.background_refresh(&stale).await;
             this.background.store(false, Ordering::Release);
         });
     }
 
-    /// Refreshes until the snapshot moves past `stale_version`, backing off
-    /// between failures.
-    async fn background_refresh(self: &Arc<Self>, stale_version: u64) {
+    /// Refreshes until the token moves past `stale`, backing off between failures.
+    async fn background_refresh(self: &Arc<Self>, stale: &Current) {
         let mut shutdown = self.ctx.shutdown.clone();
         loop {
-            match self.refresh_while(|c, _| c.version == stale_version).await {
+            match self.refresh_while(|c, _| c.same_token(stale)).await {
                 Ok(_) | Err(TokenError::Dead) => return,
                 Err(TokenError::Unavailable(_)) => {}
             }
@@ -406,6 +461,17 @@ impl Drop for AttemptDone<'_> {
     }
 }
 
+fn live_set(record: &Grant) -> HashSet<String> {
+    record.live_bindings().map(|b| b.id.clone()).collect()
+}
+
+fn adopted_list(record: &Grant) -> Vec<(String, String)> {
+    record
+        .live_bindings()
+        .filter_map(|b| b.adopted_from.clone().map(|h| (h, b.id.clone())))
+        .collect()
+}
+
 /// The snapshot readers see for `record`.
 fn snapshot(record: &Grant) -> Current {
     let bearer = if record.access_token.is_empty() {
@@ -423,6 +489,7 @@ fn snapshot(record: &Grant) -> Current {
         bearer,
         expires_at_ms: record.expires_at_ms,
         issued_at_ms: record.refreshed_at_ms,
+        scope: record.scope.clone(),
         dead: match &record.state {
             GrantState::Live => None,
             GrantState::Dead { reason } => Some(reason.clone()),

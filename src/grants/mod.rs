@@ -5,9 +5,10 @@ mod handle;
 mod model;
 mod registry;
 mod subject;
+pub mod vtoken;
 
 pub use self::current::{Current, Freshness};
 pub use self::handle::{GrantHandle, RefreshCtx, TokenError};
-pub use self::model::{Grant, GrantState};
+pub use self::model::{Binding, Grant, GrantState};
 pub use self::registry::Registry;
 pub use self::subject::{BadSubject, GrantKey, Subject};

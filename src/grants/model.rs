@@ -25,6 +25,23 @@ pub struct Grant {
     /// Bumped on every change; the store fences writes on it.
     pub version: u64,
     pub state: GrantState,
+    /// Callers' handles on this grant. Kept in the grant's record so that one
+    /// versioned write covers tokens and bindings alike.
+    #[serde(default)]
+    pub bindings: Vec<Binding>,
+}
+
+/// One caller's handle on a grant: the virtual tokens it holds name this id.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Binding {
+    pub id: String,
+    pub label: String,
+    pub created_at_ms: UnixMillis,
+    pub revoked: bool,
+    /// Hex SHA-256 of the real refresh token a legacy caller presented, so that
+    /// presenting it again finds this binding instead of failing at Zoom.
+    #[serde(default)]
+    pub adopted_from: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -51,6 +68,7 @@ impl Grant {
             refreshed_at_ms: 0,
             version: 0,
             state: GrantState::Live,
+            bindings: Vec::new(),
         }
     }
 
@@ -73,6 +91,7 @@ impl Grant {
             refreshed_at_ms: now_ms,
             version: self.version + 1,
             state: GrantState::Live,
+            bindings: self.bindings.clone(),
         }
     }
 
@@ -85,6 +104,28 @@ impl Grant {
             version: self.version + 1,
             ..self.clone()
         }
+    }
+
+    /// The next version of this grant, with `binding` added.
+    pub fn with_binding(&self, binding: Binding) -> Self {
+        let mut next = self.clone();
+        next.version += 1;
+        next.bindings.push(binding);
+        next
+    }
+
+    /// The next version of this grant, with binding `id` revoked.
+    pub fn with_revoked(&self, id: &str) -> Self {
+        let mut next = self.clone();
+        next.version += 1;
+        for b in next.bindings.iter_mut().filter(|b| b.id == id) {
+            b.revoked = true;
+        }
+        next
+    }
+
+    pub fn live_bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.bindings.iter().filter(|b| !b.revoked)
     }
 
     pub fn is_dead(&self) -> bool {

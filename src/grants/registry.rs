@@ -6,7 +6,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 
 use super::handle::{GrantHandle, RefreshCtx};
-use super::model::Grant;
+use super::model::{Binding, Grant};
 use super::GrantKey;
 use crate::oauth::TokenResponse;
 use crate::store::StoreError;
@@ -16,6 +16,8 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub struct Registry {
     grants: DashMap<GrantKey, Arc<GrantHandle>>,
+    /// Hash of a legacy caller's real refresh token → the grant that adopted it.
+    adopted: DashMap<String, GrantKey>,
     ctx: Arc<RefreshCtx>,
 }
 
@@ -25,11 +27,19 @@ impl Registry {
     /// Loads every stored grant.
     pub async fn load(ctx: Arc<RefreshCtx>) -> Result<Arc<Self>, StoreError> {
         let grants = DashMap::new();
+        let adopted = DashMap::new();
         for grant in ctx.store.load_all().await? {
+            for hash in grant.live_bindings().filter_map(|b| b.adopted_from.clone()) {
+                adopted.insert(hash, grant.key.clone());
+            }
             grants.insert(grant.key.clone(), GrantHandle::new(grant, ctx.clone()));
         }
         tracing::info!(grants = grants.len(), "grants loaded");
-        Ok(Arc::new(Self { grants, ctx }))
+        Ok(Arc::new(Self {
+            grants,
+            adopted,
+            ctx,
+        }))
     }
 
     pub fn ctx(&self) -> &Arc<RefreshCtx> {
@@ -38,6 +48,31 @@ impl Registry {
 
     pub fn get(&self, key: &GrantKey) -> Option<Arc<GrantHandle>> {
         self.grants.get(key).map(|g| g.clone())
+    }
+
+    /// The grant with this id (`GrantKey::id`), as virtual tokens name it.
+    pub fn get_by_id(&self, id: &str) -> Option<Arc<GrantHandle>> {
+        let (client_id, subject) = id.split_once('/')?;
+        let key = GrantKey::new(client_id, subject.parse().ok()?);
+        self.get(&key)
+    }
+
+    /// The grant and binding that adopted the legacy refresh token hashed `hash`.
+    pub fn find_adopted(&self, hash: &str) -> Option<(Arc<GrantHandle>, String)> {
+        let key = self.adopted.get(hash)?.clone();
+        let grant = self.get(&key)?;
+        let binding = grant.binding_adopted_from(hash)?;
+        Some((grant, binding))
+    }
+
+    /// Adds a binding to `grant`, indexing it if it was adopted from a legacy token.
+    pub async fn bind(&self, grant: &Arc<GrantHandle>, binding: Binding) -> Result<(), StoreError> {
+        let hash = binding.adopted_from.clone();
+        grant.add_binding(binding).await?;
+        if let Some(hash) = hash {
+            self.adopted.insert(hash, grant.key().clone());
+        }
+        Ok(())
     }
 
     /// The grant for `key`, created empty if absent (an S2S grant minted on first use).

@@ -38,8 +38,14 @@ pub struct TokenResponse {
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ZoomTokenError {
     /// Zoom answered 4xx with an OAuth error: `error` is its code, e.g. `invalid_grant`.
+    /// `body` is Zoom's answer, relayed to a caller whose own request it was;
+    /// it is never displayed or logged (its `reason` can quote a code).
     #[error("zoom refused the token request: HTTP {status}, error {error:?}")]
-    Rejected { status: u16, error: String },
+    Rejected {
+        status: u16,
+        error: String,
+        body: Bytes,
+    },
     /// Timeouts, resets, 5xx, unreadable answers: worth retrying.
     #[error("zoom token endpoint unavailable: {0}")]
     Transient(String),
@@ -52,6 +58,8 @@ pub enum ZoomTokenError {
 pub struct ZoomTokenClient {
     http: UpstreamClient,
     token_uri: Uri,
+    revoke_uri: Uri,
+    me_uri: Uri,
     apps: HashMap<String, Secret>,
     timeout: Duration,
 }
@@ -69,7 +77,7 @@ impl ZoomTokenError {
     /// with status 401 for the same thing (ZOOM.md §1.5), so both count.
     pub fn is_invalid_grant(&self) -> bool {
         match self {
-            ZoomTokenError::Rejected { status, error } => {
+            ZoomTokenError::Rejected { status, error, .. } => {
                 error == "invalid_grant" || (*status == 401 && error == "invalid_request")
             }
             _ => false,
@@ -91,13 +99,16 @@ impl ZoomTokenError {
 
 impl ZoomTokenClient {
     pub fn new(http: UpstreamClient, config: &Config) -> Self {
-        let base = config.zoom.oauth_url.to_string();
-        let token_uri = format!("{}/oauth/token", base.trim_end_matches('/'))
-            .parse()
-            .unwrap_or_else(|_| config.zoom.oauth_url.clone());
+        let join = |base: &Uri, path: &str| -> Uri {
+            format!("{}{path}", base.to_string().trim_end_matches('/'))
+                .parse()
+                .unwrap_or_else(|_| base.clone())
+        };
         Self {
             http,
-            token_uri,
+            token_uri: join(&config.zoom.oauth_url, "/oauth/token"),
+            revoke_uri: join(&config.zoom.oauth_url, "/oauth/revoke"),
+            me_uri: join(&config.zoom.api_url, "/v2/users/me"),
             apps: config
                 .apps
                 .iter()
@@ -140,7 +151,64 @@ impl ZoomTokenClient {
         self.post(client_id, form).await
     }
 
+    /// Revokes a real token at Zoom, which uninstalls the app for the user.
+    pub async fn revoke(&self, client_id: &str, token: &Secret) -> Result<(), ZoomTokenError> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token.expose())
+            .finish();
+        let (status, _) = self.exchange(client_id, &self.revoke_uri, form).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(ZoomTokenError::Transient(format!(
+                "revoke answered HTTP {}",
+                status.as_u16()
+            )))
+        }
+    }
+
+    /// The Zoom user id behind an access token (`GET /v2/users/me`), or `None`
+    /// when Zoom refuses (an app without the scope).
+    pub async fn whoami(&self, access_token: &Secret) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Me {
+            id: String,
+        }
+        let mut auth =
+            http::HeaderValue::try_from(format!("Bearer {}", access_token.expose())).ok()?;
+        auth.set_sensitive(true);
+        let req = Request::builder()
+            .uri(self.me_uri.clone())
+            .header(header::AUTHORIZATION, auth)
+            .header(header::ACCEPT, "application/json")
+            .body(body::empty())
+            .ok()?;
+        let call = async {
+            let resp = self.http.request(req).await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+            serde_json::from_slice::<Me>(&bytes).ok().map(|me| me.id)
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .ok()
+            .flatten()
+    }
+
     async fn post(&self, client_id: &str, form: String) -> Result<TokenResponse, ZoomTokenError> {
+        let (status, bytes) = self.exchange(client_id, &self.token_uri, form).await?;
+        classify(status, &bytes)
+    }
+
+    /// POSTs a form with the app's Basic credentials; returns Zoom's status and body.
+    async fn exchange(
+        &self,
+        client_id: &str,
+        uri: &Uri,
+        form: String,
+    ) -> Result<(StatusCode, Bytes), ZoomTokenError> {
         let secret = self.apps.get(client_id).ok_or(ZoomTokenError::UnknownApp)?;
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{client_id}:{}", secret.expose()));
@@ -149,7 +217,7 @@ impl ZoomTokenClient {
         auth.set_sensitive(true);
         let req = Request::builder()
             .method(Method::POST)
-            .uri(self.token_uri.clone())
+            .uri(uri.clone())
             .header(header::AUTHORIZATION, auth)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
@@ -170,10 +238,9 @@ impl ZoomTokenClient {
                 .to_bytes();
             Ok::<_, ZoomTokenError>((status, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| ZoomTokenError::Transient("timed out".into()))??;
-        classify(status, &bytes)
+            .map_err(|_| ZoomTokenError::Transient("timed out".into()))?
     }
 }
 
@@ -195,5 +262,6 @@ fn classify(status: StatusCode, bytes: &Bytes) -> Result<TokenResponse, ZoomToke
     Err(ZoomTokenError::Rejected {
         status: status.as_u16(),
         error,
+        body: bytes.clone(),
     })
 }

@@ -70,6 +70,7 @@ impl Proxy {
         body: Incoming,
     ) -> Result<Response<Body>, ProxyError> {
         let replayable = self.replayable(&parts.headers);
+        let started_ms = self.registry.ctx().clock.now_ms();
         let cur = grant.token().await?;
         headers::prepare_request(&mut parts.headers, &self.api_host, cur.bearer.as_ref());
         if !replayable {
@@ -101,8 +102,8 @@ impl Proxy {
             )));
         }
         // The token we sent lost a race with a rotation, or expired at Zoom first.
-        let fresh = grant.after_rejection(cur.version).await?;
-        let cause = if fresh.version == cur.version + 1 {
+        let fresh = grant.after_rejection(&cur).await?;
+        let cause = if fresh.issued_at_ms >= started_ms {
             "refreshed"
         } else {
             "rotated"

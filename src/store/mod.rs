@@ -30,6 +30,12 @@ pub trait GrantStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Is the store reachable? Used by `/readyz`.
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// The key virtual tokens are signed with, if this store keeps one, so that
+    /// tokens outlive a restart. `None`: a random key per process (memory store).
+    fn signing_key(&self) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

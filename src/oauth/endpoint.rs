@@ -1,0 +1,394 @@
+//! The token endpoint callers see: `POST /oauth/token`, `POST /oauth/revoke`,
+//! `GET /oauth/authorize`.
+//!
+//! Callers keep their OAuth code: grantmux answers from the one grant it holds
+//! per Zoom user or account, and hands each caller a binding with virtual
+//! tokens that survive every rotation of the real grant.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Mutex;
+
+use super::{TokenResponse, ZoomTokenClient, ZoomTokenError};
+use crate::body::{self, Body};
+use crate::config::{Config, RevokePolicy};
+use crate::error::OAuthError;
+use crate::grants::vtoken::{random_id, Claims, Kind, VerifyError};
+use crate::grants::{Binding, GrantHandle, GrantKey, Registry, Subject, TokenError};
+use crate::secret::Secret;
+
+/// Virtual access tokens live as long as Zoom's user tokens, so callers refresh
+/// on the schedule they already have; the real grant is kept fresh underneath.
+pub const VIRTUAL_ACCESS_TTL_SECS: u64 = 3599;
+/// The one binding all Server-to-Server callers of an account share: S2S
+/// callers ask for a token every hour, and a binding each would grow forever.
+const S2S_BINDING: &str = "s2s";
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub struct OAuthEndpoint {
+    registry: Arc<Registry>,
+    zoom: ZoomTokenClient,
+    apps: HashMap<String, (Secret, RevokePolicy)>,
+    public_url: String,
+    authorize_url: String,
+    /// One adoption at a time per legacy refresh token: Zoom accepts it once.
+    legacy: DashMap<String, Arc<Mutex<()>>>,
+}
+
+type Params = HashMap<String, String>;
+
+// === impl OAuthEndpoint ===
+
+impl OAuthEndpoint {
+    pub fn new(config: &Config, registry: Arc<Registry>, zoom: ZoomTokenClient) -> Self {
+        let oauth = config.zoom.oauth_url.to_string();
+        Self {
+            registry,
+            zoom,
+            apps: config
+                .apps
+                .iter()
+                .map(|a| {
+                    (
+                        a.client_id.clone(),
+                        (a.client_secret.clone(), a.revoke_upstream),
+                    )
+                })
+                .collect(),
+            public_url: config.listen.public_url.clone(),
+            authorize_url: format!("{}/oauth/authorize", oauth.trim_end_matches('/')),
+            legacy: DashMap::new(),
+        }
+    }
+
+    /// `GET /oauth/authorize`: on to Zoom's, query unchanged.
+    pub fn authorize(&self, req: &Request<Incoming>) -> Response<Body> {
+        let location = match req.uri().query() {
+            Some(q) => format!("{}?{q}", self.authorize_url),
+            None => self.authorize_url.clone(),
+        };
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        if let Ok(v) = http::HeaderValue::try_from(location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        resp
+    }
+
+    /// `POST /oauth/token`.
+    pub async fn token(&self, req: Request<Incoming>) -> Result<Response<Body>, OAuthError> {
+        let (client_id, params) = self.read_request(req).await?;
+        match params.get("grant_type").map(String::as_str) {
+            Some("authorization_code") => self.code_exchange(&client_id, &params).await,
+            Some("refresh_token") => {
+                let token = params
+                    .get("refresh_token")
+                    .filter(|t| !t.is_empty())
+                    .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
+                self.refresh(&client_id, token).await
+            }
+            Some("account_credentials") => {
+                let account_id = params
+                    .get("account_id")
+                    .filter(|a| !a.is_empty())
+                    .ok_or(OAuthError::InvalidRequest("account_id is required"))?;
+                self.account_credentials(&client_id, account_id).await
+            }
+            _ => Err(OAuthError::UnsupportedGrantType),
+        }
+    }
+
+    /// `POST /oauth/revoke`: revokes the caller's binding. The real grant is
+    /// revoked at Zoom only when the app's policy says so, because that
+    /// uninstalls the app for every system sharing it.
+    pub async fn revoke(&self, req: Request<Incoming>) -> Result<Response<Body>, OAuthError> {
+        let (client_id, params) = self.read_request(req).await?;
+        let token = params
+            .get("token")
+            .filter(|t| !t.is_empty())
+            .ok_or(OAuthError::InvalidRequest("token is required"))?;
+        let (grant, binding) = match self.registry.ctx().signer.verify(token) {
+            Ok(claims) => (self.grant_for(&client_id, &claims.gid)?, claims.bid),
+            Err(VerifyError::Tampered) => return Err(OAuthError::InvalidToken),
+            // A legacy caller revoking the real token it was adopted from.
+            Err(VerifyError::Foreign) => self
+                .registry
+                .find_adopted(&hash(token))
+                .filter(|(g, _)| g.key().client_id == client_id)
+                .ok_or(OAuthError::InvalidToken)?,
+        };
+        if binding != S2S_BINDING {
+            let remaining = grant.revoke_binding(&binding).await?;
+            tracing::info!(grant = %grant.id(), remaining, "binding revoked");
+            let policy = self
+                .apps
+                .get(&client_id)
+                .map(|(_, p)| *p)
+                .unwrap_or_default();
+            if remaining == 0 && policy == RevokePolicy::LastBinding {
+                let record = grant.record().await;
+                if let Err(error) = self.zoom.revoke(&client_id, &record.access_token).await {
+                    tracing::warn!(grant = %grant.id(), %error, "revoking the grant at Zoom failed");
+                }
+            }
+        }
+        Ok(body::json(StatusCode::OK, &json!({ "status": "success" })))
+    }
+
+    async fn code_exchange(
+        &self,
+        client_id: &str,
+        params: &Params,
+    ) -> Result<Response<Body>, OAuthError> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        let tokens = self.zoom.post_form(client_id, form).await?;
+        let grant = self.adopt(client_id, &tokens).await?;
+        let binding = new_binding("authorization_code", None);
+        self.registry.bind(&grant, binding.clone()).await?;
+        tracing::info!(grant = %grant.id(), "authorization adopted; new binding");
+        self.answer(&grant, &binding.id, true)
+    }
+
+    async fn refresh(&self, client_id: &str, token: &str) -> Result<Response<Body>, OAuthError> {
+        match self.registry.ctx().signer.verify(token) {
+            Ok(claims) if claims.typ == Kind::Refresh => {
+                let grant = self.grant_for(client_id, &claims.gid)?;
+                if !grant.binding_is_live(&claims.bid) {
+                    return Err(OAuthError::InvalidGrant);
+                }
+                grant.token().await?;
+                self.answer(&grant, &claims.bid, true)
+            }
+            Ok(_) | Err(VerifyError::Tampered) => Err(OAuthError::InvalidGrant),
+            Err(VerifyError::Foreign) => self.refresh_legacy(client_id, token).await,
+        }
+    }
+
+    /// A real Zoom refresh token: answered from the grant that adopted it, or
+    /// forwarded to Zoom once and adopted.
+    async fn refresh_legacy(
+        &self,
+        client_id: &str,
+        token: &str,
+    ) -> Result<Response<Body>, OAuthError> {
+        let hash = hash(token);
+        if let Some(found) = self.adopted(client_id, &hash).await? {
+            return Ok(found);
+        }
+        let lock = self.legacy.entry(hash.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        // Another request may have adopted it while this one waited.
+        if let Some(found) = self.adopted(client_id, &hash).await? {
+            return Ok(found);
+        }
+        let result = async {
+            let tokens = self.zoom.refresh(client_id, &Secret::new(token)).await?;
+            let grant = self.adopt(client_id, &tokens).await?;
+            let binding = new_binding("legacy refresh token", Some(hash.clone()));
+            self.registry.bind(&grant, binding.clone()).await?;
+            tracing::info!(grant = %grant.id(), "legacy refresh token adopted; new binding");
+            self.answer(&grant, &binding.id, true)
+        }
+        .await;
+        self.legacy.remove(&hash);
+        result
+    }
+
+    async fn adopted(
+        &self,
+        client_id: &str,
+        hash: &str,
+    ) -> Result<Option<Response<Body>>, OAuthError> {
+        let Some((grant, binding)) = self.registry.find_adopted(hash) else {
+            return Ok(None);
+        };
+        if grant.key().client_id != client_id {
+            return Err(OAuthError::InvalidGrant);
+        }
+        grant.token().await?;
+        self.answer(&grant, &binding, true).map(Some)
+    }
+
+    async fn account_credentials(
+        &self,
+        client_id: &str,
+        account_id: &str,
+    ) -> Result<Response<Body>, OAuthError> {
+        let key = GrantKey::new(client_id, Subject::Account(account_id.to_owned()));
+        let grant = self.registry.ensure(&key);
+        grant.token().await?;
+        if !grant.binding_is_live(S2S_BINDING) {
+            let mut binding = new_binding("server-to-server callers", None);
+            binding.id = S2S_BINDING.to_owned();
+            self.registry.bind(&grant, binding).await?;
+        }
+        self.answer(&grant, S2S_BINDING, false)
+    }
+
+    /// Learns whose tokens these are, then installs them as that subject's grant.
+    async fn adopt(
+        &self,
+        client_id: &str,
+        tokens: &TokenResponse,
+    ) -> Result<Arc<GrantHandle>, OAuthError> {
+        let user = match self.zoom.whoami(&tokens.access_token).await {
+            Some(id) => id,
+            // An app without `user:read` scope: Zoom's JWT names the user in `uid`.
+            None => jwt_claim(tokens.access_token.expose(), "uid").ok_or(OAuthError::Unavailable(
+                "cannot tell which Zoom user authorized: /v2/users/me refused and the token has no uid".into(),
+            ))?,
+        };
+        let key = GrantKey::new(client_id, Subject::User(user));
+        Ok(self.registry.adopt(&key, tokens).await)
+    }
+
+    fn grant_for(&self, client_id: &str, gid: &str) -> Result<Arc<GrantHandle>, OAuthError> {
+        self.registry
+            .get_by_id(gid)
+            .filter(|g| g.key().client_id == client_id)
+            .ok_or(OAuthError::InvalidGrant)
+    }
+
+    /// Zoom's token answer, with virtual tokens and our own `api_url`.
+    fn answer(
+        &self,
+        grant: &GrantHandle,
+        binding: &str,
+        with_refresh: bool,
+    ) -> Result<Response<Body>, OAuthError> {
+        let ctx = self.registry.ctx();
+        let now = ctx.clock.now_secs();
+        let claims = |typ, exp| Claims {
+            gid: grant.id().to_owned(),
+            bid: binding.to_owned(),
+            typ,
+            iat: now,
+            exp,
+            jti: random_id(),
+        };
+        let access = ctx
+            .signer
+            .sign(&claims(Kind::Access, Some(now + VIRTUAL_ACCESS_TTL_SECS)));
+        let mut answer = json!({
+            "access_token": access.expose(),
+            "token_type": "bearer",
+            "expires_in": VIRTUAL_ACCESS_TTL_SECS,
+            "scope": grant.current().scope,
+            "api_url": self.public_url,
+        });
+        if with_refresh {
+            let refresh = ctx.signer.sign(&claims(Kind::Refresh, None));
+            answer["refresh_token"] = refresh.expose().into();
+        }
+        Ok(body::json(StatusCode::OK, &answer))
+    }
+
+    /// Authenticates the app (HTTP Basic, constant-time) and reads the
+    /// parameters from the query string and the form body.
+    async fn read_request(&self, req: Request<Incoming>) -> Result<(String, Params), OAuthError> {
+        let client_id = self.authenticate(req.headers())?;
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+        if is_json {
+            // What Zoom answers to a JSON body (ZOOM.md §1.1).
+            return Err(OAuthError::UnsupportedGrantType);
+        }
+        let mut params: Params = req
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let bytes: Bytes = Limited::new(req.into_body(), MAX_FORM_BYTES)
+            .collect()
+            .await
+            .map_err(|_| OAuthError::InvalidRequest("unreadable or oversized form body"))?
+            .to_bytes();
+        params.extend(form_urlencoded::parse(&bytes).into_owned());
+        Ok((client_id, params))
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<String, OAuthError> {
+        let encoded = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .map(|(_, rest)| rest.trim())
+            .ok_or(OAuthError::InvalidClient)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| OAuthError::InvalidClient)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient)?;
+        let (client_id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+        let (expected, _) = self.apps.get(client_id).ok_or(OAuthError::InvalidClient)?;
+        if bool::from(expected.expose().as_bytes().ct_eq(secret.as_bytes())) {
+            Ok(client_id.to_owned())
+        } else {
+            Err(OAuthError::InvalidClient)
+        }
+    }
+}
+
+fn new_binding(label: &str, adopted_from: Option<String>) -> Binding {
+    Binding {
+        id: random_id(),
+        label: label.to_owned(),
+        created_at_ms: 0,
+        revoked: false,
+        adopted_from,
+    }
+}
+
+/// Hex SHA-256: how a legacy refresh token is remembered, never in clear.
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One string claim of a JWT's payload, read without verifying (Zoom signs it, not us).
+fn jwt_claim(token: &str, name: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get(name)?.as_str().map(str::to_owned)
+}
+
+impl From<ZoomTokenError> for OAuthError {
+    fn from(error: ZoomTokenError) -> Self {
+        match error {
+            ZoomTokenError::Rejected { status, body, .. } => OAuthError::Zoom { status, body },
+            ZoomTokenError::UnknownApp => OAuthError::InvalidClient,
+            ZoomTokenError::Transient(reason) => OAuthError::Unavailable(reason),
+        }
+    }
+}
+
+impl From<TokenError> for OAuthError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            // The caller's next step is the one Zoom would force: authorize again.
+            TokenError::Dead => OAuthError::InvalidGrant,
+            TokenError::Unavailable(reason) => OAuthError::Unavailable(reason),
+        }
+    }
+}
