@@ -239,7 +239,8 @@ fn key_path_at(table: &DeTable<'_>, pos: usize) -> Option<String> {
     None
 }
 
-/// The rest of a key path (`.x`, `[2].y`) inside `value`, if `pos` falls within one of its children.
+/// The rest of a key path (`.x`, `[2].y`) inside `value`, if `pos` falls within
+/// one of its children.
 fn value_path_at(value: &DeValue<'_>, pos: usize) -> Option<String> {
     match value {
         DeValue::Table(table) => key_path_at(table, pos).map(|p| format!(".{p}")),

@@ -78,7 +78,12 @@ fn exactly_one_secret_source() {
 fn caller_key_from_file() {
     let env = env().file("reports.key", "file-caller-key\n");
     let text = format!(
-        "{MINIMAL}[[caller]]\nname = \"r\"\nkey_file = \"reports.key\"\ngrant = {{ client_id = \"app1\", user_id = \"u\" }}\n"
+        r#"{MINIMAL}
+[[caller]]
+name = "r"
+key_file = "reports.key"
+grant = {{ client_id = "app1", user_id = "u" }}
+"#
     );
     let c = Config::from_toml_str(&text, &env).expect("valid");
     assert_eq!(c.callers[0].key.expose(), "file-caller-key");
@@ -90,10 +95,9 @@ fn debug_and_errors_never_show_secret_values() {
     let env = env()
         .var("REDIS_URL", redis)
         .var("STATE_KEY", "state-key-value");
-    let text = format!(
-        "{MINIMAL}[store]\nbackend = \"redis\"\nurl_env = \"REDIS_URL\"\nkey_env = \"STATE_KEY\"\n{}",
-        caller("{ client_id = \"app1\", account_id = \"a\" }")
-    );
+    let store = "[store]\nbackend = \"redis\"\nurl_env = \"REDIS_URL\"\nkey_env = \"STATE_KEY\"\n";
+    let grant = caller("{ client_id = \"app1\", account_id = \"a\" }");
+    let text = format!("{MINIMAL}{store}{grant}");
     let c = Config::from_toml_str(&text, &env).expect("valid");
     let debug = format!("{c:?} {c:#?} {env:?}");
     for secret in [

@@ -38,7 +38,12 @@ fn unknown_keys_are_named_by_path() {
 #[test]
 fn unknown_key_in_second_app_names_its_index() {
     let m = extra_fails_on(
-        "[[app]]\nclient_id = \"app2\"\nclient_secret_env = \"ZOOM_CLIENT_SECRET\"\nrevoke = \"never\"\n",
+        r#"
+[[app]]
+client_id = "app2"
+client_secret_env = "ZOOM_CLIENT_SECRET"
+revoke = "never"
+"#,
         "app[1].revoke",
     );
     assert!(m.contains("revoke_upstream"), "{m}");
