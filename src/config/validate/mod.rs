@@ -15,10 +15,16 @@ use super::file::{
     FileZoom,
 };
 use super::values::{
-    duration, env_secret, invalid, nonzero, nonzero_duration, one_secret, public_url,
-    read_nonempty, resolve, socket_addr, upstream_url,
+    duration, invalid, nonzero, nonzero_duration, one_secret, public_url, read_nonempty, resolve,
+    socket_addr, upstream_url,
 };
 use super::*;
+
+mod callers;
+mod store;
+
+use self::callers::callers;
+use self::store::store;
 
 pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
     let listen = listen(file.listen)?;
@@ -161,108 +167,6 @@ fn app(prefix: &str, raw: FileApp, env: &dyn Env) -> Result<App, ConfigError> {
     })
 }
 
-fn store(raw: FileStore, env: &dyn Env) -> Result<Store, ConfigError> {
-    let backend = match raw.backend.as_deref().unwrap_or("file") {
-        "memory" => {
-            only_for("file", "store.path", raw.path.is_some())?;
-            only_for("redis", "store.url", raw.url.is_some())?;
-            only_for("redis", "store.url_env", raw.url_env.is_some())?;
-            StoreBackend::Memory
-        }
-        "file" => {
-            only_for("redis", "store.url", raw.url.is_some())?;
-            only_for("redis", "store.url_env", raw.url_env.is_some())?;
-            let path = raw.path.as_deref().unwrap_or(DEFAULT_STORE_PATH);
-            StoreBackend::File {
-                path: resolve(env, "store.path", path)?,
-            }
-        }
-        "redis" => {
-            only_for("file", "store.path", raw.path.is_some())?;
-            StoreBackend::Redis {
-                url: redis_url(raw.url, raw.url_env.as_deref(), env)?,
-            }
-        }
-        other => {
-            return Err(ConfigError::UnknownValue {
-                key: "store.backend".to_owned(),
-                value: other.to_owned(),
-                expected: "\"memory\", \"file\" or \"redis\"",
-            })
-        }
-    };
-    Ok(Store {
-        backend,
-        key: key_source(raw.key_env, raw.key_file.as_deref(), env)?,
-    })
-}
-
-/// A setting that belongs to another backend is an error, not silently ignored:
-/// it usually means the backend line is not what the writer thinks.
-fn only_for(backend: &str, key: &str, is_set: bool) -> Result<(), ConfigError> {
-    if is_set {
-        let reason = format!("only used when store.backend = \"{backend}\"");
-        return Err(invalid(key, &reason));
-    }
-    Ok(())
-}
-
-fn redis_url(
-    url: Option<Secret>,
-    url_env: Option<&str>,
-    env: &dyn Env,
-) -> Result<Secret, ConfigError> {
-    let (key, url) = match (url, url_env) {
-        (Some(url), None) => ("store.url", url),
-        (None, Some(var)) => ("store.url_env", env_secret(env, "store.url_env", var)?),
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::Conflict {
-                key: "store.url_env".to_owned(),
-                other: "store.url".to_owned(),
-            })
-        }
-        (None, None) => {
-            return Err(ConfigError::Missing {
-                key: "store.url".to_owned(),
-                why: "required for the redis backend; set store.url or store.url_env".to_owned(),
-            })
-        }
-    };
-    let scheme = url.expose().split_once("://").map(|(s, _)| s);
-    if !matches!(scheme, Some("redis" | "rediss")) {
-        return Err(ConfigError::RedisUrl {
-            key: key.to_owned(),
-            reason: "must start with redis:// or rediss://".to_owned(),
-        });
-    }
-    Ok(url)
-}
-
-/// The at-rest key's source. The key itself is read by the store, but `check`
-/// already proves it is there.
-fn key_source(
-    key_env: Option<String>,
-    key_file: Option<&str>,
-    env: &dyn Env,
-) -> Result<KeySource, ConfigError> {
-    match (key_env, key_file) {
-        (None, None) => Ok(KeySource::Generated),
-        (Some(var), None) => {
-            env_secret(env, "store.key_env", &var)?;
-            Ok(KeySource::Env(var))
-        }
-        (None, Some(file)) => {
-            let path = resolve(env, "store.key_file", file)?;
-            read_nonempty(env, "store.key_file", &path)?;
-            Ok(KeySource::File(path))
-        }
-        (Some(_), Some(_)) => Err(ConfigError::Conflict {
-            key: "store.key_file".to_owned(),
-            other: "store.key_env".to_owned(),
-        }),
-    }
-}
-
 fn refresh(raw: &FileRefresh) -> Result<Refresh, ConfigError> {
     let refresh = Refresh {
         ahead: duration("refresh.ahead", raw.ahead.as_deref(), DEFAULT_REFRESH_AHEAD)?,
@@ -302,84 +206,6 @@ fn proxy(raw: &FileProxy) -> Result<Proxy, ConfigError> {
             DEFAULT_SHUTDOWN_GRACE,
         )?,
     })
-}
-
-fn callers(raw: Vec<FileCaller>, apps: &[App], env: &dyn Env) -> Result<Vec<Caller>, ConfigError> {
-    let mut names: HashMap<String, usize> = HashMap::new();
-    let mut callers: Vec<Caller> = Vec::with_capacity(raw.len());
-    for (i, raw) in raw.into_iter().enumerate() {
-        let prefix = format!("caller[{i}]");
-        let source = match raw.key_file {
-            Some(_) => "key_file",
-            None => "key_env",
-        };
-        let caller = caller(&prefix, raw, apps, env)?;
-        if let Some(first) = names.insert(caller.name.clone(), i) {
-            return Err(ConfigError::Duplicate {
-                key: format!("{prefix}.name"),
-                value: caller.name,
-                first: format!("caller[{first}]"),
-            });
-        }
-        // Keys select the grant, so two callers sharing one would be indistinguishable.
-        if let Some(first) = callers.iter().position(|c| c.key == caller.key) {
-            return Err(ConfigError::DuplicateCallerKey {
-                key: format!("{prefix}.{source}"),
-                first: format!("caller[{first}]"),
-            });
-        }
-        callers.push(caller);
-    }
-    Ok(callers)
-}
-
-fn caller(
-    prefix: &str,
-    raw: FileCaller,
-    apps: &[App],
-    env: &dyn Env,
-) -> Result<Caller, ConfigError> {
-    let name = required(prefix, "name", raw.name)?;
-    let key = one_secret(
-        env,
-        prefix,
-        ("key_env", raw.key_env.as_deref()),
-        ("key_file", raw.key_file.as_deref()),
-    )?;
-    let grant = raw.grant.ok_or_else(|| ConfigError::Missing {
-        key: format!("{prefix}.grant"),
-        why: "required; set grant = { client_id = \"…\", account_id = \"…\" } or user_id"
-            .to_owned(),
-    })?;
-    let grant = grant_key(&format!("{prefix}.grant"), grant, apps)?;
-    Ok(Caller { name, key, grant })
-}
-
-fn grant_key(prefix: &str, raw: FileGrant, apps: &[App]) -> Result<GrantKey, ConfigError> {
-    let client_id = required(prefix, "client_id", raw.client_id)?;
-    if !apps.iter().any(|a| a.client_id == client_id) {
-        return Err(ConfigError::UnknownApp {
-            key: format!("{prefix}.client_id"),
-            client_id,
-        });
-    }
-    let subject = match (raw.account_id, raw.user_id) {
-        (Some(id), None) => Subject::Account(nonempty(prefix, "account_id", id)?),
-        (None, Some(id)) => Subject::User(nonempty(prefix, "user_id", id)?),
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::Conflict {
-                key: format!("{prefix}.user_id"),
-                other: format!("{prefix}.account_id"),
-            })
-        }
-        (None, None) => {
-            return Err(ConfigError::Missing {
-                key: format!("{prefix}.account_id"),
-                why: "required; set account_id (Server-to-Server) or user_id".to_owned(),
-            })
-        }
-    };
-    Ok(GrantKey::new(client_id, subject))
 }
 
 fn required(prefix: &str, name: &str, value: Option<String>) -> Result<String, ConfigError> {
