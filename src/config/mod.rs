@@ -1,13 +1,27 @@
 //! `proxy.toml`: the raw serde shape, validated into [`Config`].
 //!
-//! TODO(config helper): FileConfig (serde, deny_unknown_fields), validation,
-//! `Config::from_toml_str`, `Config::load`. The validated types below are the
-//! contract the rest of the crate codes against.
+//! Two stages (STYLE habit 3): `file.rs` is the TOML shape as written
+//! (`deny_unknown_fields`, everything optional), `validate.rs` turns it into the
+//! types below, applying the `DEFAULT_*` constants and naming the key path of
+//! anything wrong in a [`ConfigError`]. [`Config::from_toml_str`] is pure: it sees
+//! the environment and files only through an [`Env`] (habit 4).
+//! [`Config::load`] reads a file and uses the real process environment.
+
+mod env;
+mod error;
+mod file;
+mod validate;
+mod values;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use self::env::{Env, MapEnv, ProcessEnv};
+pub use self::error::ConfigError;
 use crate::grants::{GrantKey, Subject};
 use crate::secret::Secret;
 
@@ -172,20 +186,22 @@ impl Config {
     pub fn app(&self, client_id: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.client_id == client_id)
     }
-}
 
-// Keep `Subject` in scope for the helper's validation code.
-#[allow(unused_imports)]
-use Subject as _;
+    /// Parses and validates a config file's text. Pure: secrets, files and the
+    /// base folder for relative paths come from `env`.
+    pub fn from_toml_str(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+        let file: file::FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        validate::config(file, env)
+    }
 
-/// TODO(config helper): replace with the real error type.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
-
-impl Config {
-    /// TODO(config helper).
-    pub fn load(_path: &std::path::Path) -> Result<Config, ConfigError> {
-        Err(ConfigError("not implemented".into()))
+    /// Reads and validates the config file at `path`, against the process
+    /// environment, with relative paths resolved against the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &ProcessEnv::for_config_file(path))
     }
 }

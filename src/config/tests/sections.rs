@@ -1,0 +1,266 @@
+//! Per-section validation: listen, zoom, apps, store and callers.
+
+use super::*;
+
+#[test]
+fn bad_socket_addresses_name_the_key() {
+    let m = extra_fails_on("[listen]\nproxy = \"localhost:8080\"\n", "listen.proxy");
+    assert!(
+        m.contains("invalid socket address \"localhost:8080\""),
+        "{m}"
+    );
+    extra_fails_on("[listen]\nadmin = \"127.0.0.1\"\n", "listen.admin");
+    extra_fails_on(
+        "[listen]\nproxy = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:1\"\n",
+        "listen.admin",
+    );
+}
+
+#[test]
+fn public_url_must_be_http_or_https() {
+    extra_fails_on("[listen]\npublic_url = \"ftp://x\"\n", "listen.public_url");
+    extra_fails_on(
+        "[listen]\npublic_url = \"127.0.0.1:8080\"\n",
+        "listen.public_url",
+    );
+    extra_fails_on(
+        "[listen]\npublic_url = \"http://h/?a=b\"\n",
+        "listen.public_url",
+    );
+    let c = ok("[listen]\npublic_url = \"https://proxy.example.com/\"\n");
+    assert_eq!(c.listen.public_url, "https://proxy.example.com");
+}
+
+#[test]
+fn upstream_urls_are_scheme_and_host_only() {
+    let c = ok("[zoom]\napi_url = \"https://api.zoom.us/\"\noauth_url = \"HTTPS://zoom.us\"\n");
+    assert_eq!(c.zoom.api_url, "https://api.zoom.us/");
+    assert_eq!(c.zoom.oauth_url.scheme_str(), Some("https"));
+    let m = extra_fails_on(
+        "[zoom]\napi_url = \"https://api.zoom.us/v2\"\n",
+        "zoom.api_url",
+    );
+    assert!(m.contains("no path"), "{m}");
+    extra_fails_on("[zoom]\napi_url = \"api.zoom.us\"\n", "zoom.api_url");
+    extra_fails_on(
+        "[zoom]\napi_url = \"https://u:p@api.zoom.us\"\n",
+        "zoom.api_url",
+    );
+    extra_fails_on(
+        "[zoom]\napi_url = \"https://api.zoom.us:99999\"\n",
+        "zoom.api_url",
+    );
+    extra_fails_on(
+        "[zoom]\noauth_url = \"https://zoom.us?x=1\"\n",
+        "zoom.oauth_url",
+    );
+}
+
+#[test]
+fn plain_http_only_for_loopback_upstreams() {
+    let m = extra_fails_on("[zoom]\napi_url = \"http://api.zoom.us\"\n", "zoom.api_url");
+    assert!(matches!(
+        parse("[zoom]\napi_url = \"http://api.zoom.us\"\n"),
+        Err(ConfigError::InsecureUpstream { .. })
+    ));
+    assert!(m.contains("loopback"), "{m}");
+    extra_fails_on(
+        "[zoom]\noauth_url = \"http://10.0.0.1:80\"\n",
+        "zoom.oauth_url",
+    );
+    extra_fails_on(
+        "[zoom]\noauth_url = \"http://localhost.evil.com\"\n",
+        "zoom.oauth_url",
+    );
+    for host in [
+        "127.0.0.1:9",
+        "127.3.4.5",
+        "[::1]:9",
+        "localhost:9",
+        "LOCALHOST",
+    ] {
+        let c = ok(&format!("[zoom]\napi_url = \"http://{host}\"\n"));
+        assert_eq!(c.zoom.api_url.scheme_str(), Some("http"), "{host}");
+    }
+}
+
+#[test]
+fn ca_file_is_resolved_and_must_hold_a_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let pem = cert.cert.pem();
+    let env = env()
+        .file("certs/roots.pem", pem)
+        .file("empty.pem", "\n")
+        .file("junk.pem", "x");
+    let text = |file: &str| format!("{MINIMAL}[zoom]\nca_file = \"{file}\"\n");
+    let c = Config::from_toml_str(&text("./certs/roots.pem"), &env).expect("valid");
+    assert_eq!(
+        c.zoom.ca_file,
+        Some(Path::new(BASE).join("certs/roots.pem"))
+    );
+    let m = fails_on(&text("missing.pem"), &env, "zoom.ca_file");
+    assert!(m.contains("/etc/grantmux/missing.pem"), "{m}");
+    fails_on(&text("empty.pem"), &env, "zoom.ca_file");
+    fails_on(&text("junk.pem"), &env, "zoom.ca_file");
+}
+
+#[test]
+fn zero_apps_is_an_error() {
+    let error = Config::from_toml_str("", &env()).expect_err("no apps");
+    assert!(matches!(error, ConfigError::NoApps));
+    assert!(error.to_string().starts_with("app: "), "{error}");
+}
+
+#[test]
+fn apps_need_a_unique_nonempty_client_id() {
+    let m = extra_fails_on(
+        "[[app]]\nclient_id = \"app1\"\nclient_secret_env = \"ZOOM_CLIENT_SECRET\"\n",
+        "app[1].client_id",
+    );
+    assert!(m.contains("app[0]"), "{m}");
+    fails_on(
+        "[[app]]\nclient_secret_env = \"ZOOM_CLIENT_SECRET\"\n",
+        &env(),
+        "app[0].client_id",
+    );
+    fails_on(
+        "[[app]]\nclient_id = \" \"\nclient_secret_env = \"ZOOM_CLIENT_SECRET\"\n",
+        &env(),
+        "app[0].client_id",
+    );
+}
+
+#[test]
+fn revoke_upstream_values() {
+    let text = |v: &str| format!("{MINIMAL}revoke_upstream = \"{v}\"\n");
+    let c = Config::from_toml_str(&text("last_binding"), &env()).expect("valid");
+    assert_eq!(c.apps[0].revoke_upstream, RevokePolicy::LastBinding);
+    let m = fails_on(&text("always"), &env(), "app[0].revoke_upstream");
+    assert!(m.contains("\"never\" or \"last_binding\""), "{m}");
+}
+
+#[test]
+fn store_backends() {
+    let c = ok("[store]\nbackend = \"file\"\npath = \"state\"\n");
+    let path = Path::new(BASE).join("state");
+    assert_eq!(c.store.backend, StoreBackend::File { path });
+    let c = ok("[store]\npath = \"/var/lib/grantmux\"\n");
+    let path = Path::new("/var/lib/grantmux").to_owned();
+    assert_eq!(c.store.backend, StoreBackend::File { path });
+    let c = ok("[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n");
+    let url = Secret::new("redis://127.0.0.1:6379/0");
+    assert_eq!(c.store.backend, StoreBackend::Redis { url });
+    extra_fails_on("[store]\nbackend = \"sqlite\"\n", "store.backend");
+}
+
+#[test]
+fn redis_needs_exactly_one_valid_url() {
+    let m = extra_fails_on("[store]\nbackend = \"redis\"\n", "store.url");
+    assert!(m.contains("url_env"), "{m}");
+    let env = env().var("REDIS_URL", "rediss://:hunter2@redis.internal:6380");
+    let text = format!("{MINIMAL}[store]\nbackend = \"redis\"\nurl_env = \"REDIS_URL\"\n");
+    let c = Config::from_toml_str(&text, &env).expect("valid");
+    assert!(matches!(c.store.backend, StoreBackend::Redis { .. }));
+    let both = format!("{text}url = \"redis://x\"\n");
+    fails_on(&both, &env, "store.url_env");
+    fails_on(
+        &format!("{MINIMAL}[store]\nbackend = \"redis\"\nurl_env = \"NOPE\"\n"),
+        &env,
+        "store.url_env",
+    );
+    let m = extra_fails_on(
+        "[store]\nbackend = \"redis\"\nurl = \"http://:pw-value@h\"\n",
+        "store.url",
+    );
+    assert!(!m.contains("pw-value"), "{m}");
+    extra_fails_on(
+        "[store]\nbackend = \"redis\"\nurl = \"redis://h\"\npath = \"x\"\n",
+        "store.path",
+    );
+    extra_fails_on("[store]\nurl = \"redis://h\"\n", "store.url");
+    extra_fails_on(
+        "[store]\nbackend = \"memory\"\npath = \"x\"\n",
+        "store.path",
+    );
+}
+
+#[test]
+fn store_key_sources() {
+    let env = env().file("keys/state.key", [7u8, 0, 255, 10]);
+    let text = |extra: &str| format!("{MINIMAL}[store]\n{extra}");
+    let c = Config::from_toml_str(&text("key_file = \"keys/state.key\"\n"), &env).expect("valid");
+    assert_eq!(
+        c.store.key,
+        KeySource::File(Path::new(BASE).join("keys/state.key"))
+    );
+    let both = text("key_env = \"OTHER_KEY\"\nkey_file = \"keys/state.key\"\n");
+    fails_on(&both, &env, "store.key_file");
+    let m = fails_on(&text("key_env = \"GRANTMUX_KEY\"\n"), &env, "store.key_env");
+    assert!(m.contains("GRANTMUX_KEY is not set"), "{m}");
+    fails_on(&text("key_file = \"nope.key\"\n"), &env, "store.key_file");
+}
+
+#[test]
+fn callers_bind_a_static_key_to_a_grant() {
+    let c = ok(&caller("{ client_id = \"app1\", account_id = \"acct-1\" }"));
+    assert_eq!(c.callers.len(), 1);
+    assert_eq!(c.callers[0].name, "reports");
+    assert_eq!(c.callers[0].key.expose(), CALLER_KEY);
+    let want = GrantKey::new("app1", Subject::Account("acct-1".to_owned()));
+    assert_eq!(c.callers[0].grant, want);
+    let c = ok(&caller("{ client_id = \"app1\", user_id = \"u-1\" }"));
+    assert_eq!(c.callers[0].grant.subject, Subject::User("u-1".to_owned()));
+}
+
+#[test]
+fn caller_grant_must_name_a_known_app_and_one_subject() {
+    let m = extra_fails_on(
+        &caller("{ client_id = \"app9\", account_id = \"a\" }"),
+        "caller[0].grant.client_id",
+    );
+    assert!(m.contains("\"app9\""), "{m}");
+    extra_fails_on(
+        &caller("{ client_id = \"app1\", account_id = \"a\", user_id = \"u\" }"),
+        "caller[0].grant.user_id",
+    );
+    extra_fails_on(
+        &caller("{ client_id = \"app1\" }"),
+        "caller[0].grant.account_id",
+    );
+    extra_fails_on(
+        &caller("{ account_id = \"a\" }"),
+        "caller[0].grant.client_id",
+    );
+    extra_fails_on(
+        &caller("{ client_id = \"app1\", user_id = \"\" }"),
+        "caller[0].grant.user_id",
+    );
+    extra_fails_on(
+        "[[caller]]\nname = \"r\"\nkey_env = \"REPORTS_KEY\"\n",
+        "caller[0].grant",
+    );
+    extra_fails_on("[[caller]]\nkey_env = \"REPORTS_KEY\"\n", "caller[0].name");
+}
+
+#[test]
+fn caller_names_and_keys_are_unique() {
+    let grant = "{ client_id = \"app1\", account_id = \"a\" }";
+    let second = |name: &str, var: &str| {
+        format!("[[caller]]\nname = \"{name}\"\nkey_env = \"{var}\"\ngrant = {grant}\n")
+    };
+    let m = extra_fails_on(
+        &format!("{}{}", caller(grant), second("reports", "OTHER_KEY")),
+        "caller[1].name",
+    );
+    assert!(m.contains("caller[0]"), "{m}");
+    let m = extra_fails_on(
+        &format!("{}{}", caller(grant), second("billing", "REPORTS_KEY")),
+        "caller[1].key_env",
+    );
+    assert!(m.contains("caller[0]") && !m.contains(CALLER_KEY), "{m}");
+    ok(&format!(
+        "{}{}",
+        caller(grant),
+        second("billing", "OTHER_KEY")
+    ));
+}
