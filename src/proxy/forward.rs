@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use super::{headers, Proxy};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
+use crate::grants::vtoken::{Claims, Kind, VerifyError};
 use crate::grants::GrantHandle;
 use crate::metrics::ReplayLabels;
 use crate::upstream::describe_error;
@@ -52,8 +53,16 @@ impl Proxy {
         }
     }
 
+    /// A virtual access token or a static caller key selects the grant.
     fn resolve(&self, headers: &http::HeaderMap) -> Result<Target, ProxyError> {
         let presented = headers::bearer(headers);
+        if let Some(token) = presented {
+            match self.registry.ctx().signer.verify(token) {
+                Ok(claims) => return self.resolve_virtual(&claims).map(Target::Grant),
+                Err(VerifyError::Tampered) => return Err(ProxyError::InvalidToken),
+                Err(VerifyError::Foreign) => {}
+            }
+        }
         if let Some((_, key)) = presented.and_then(|t| self.callers.lookup(t)) {
             return Ok(Target::Grant(self.registry.ensure(key)));
         }
@@ -61,6 +70,22 @@ impl Proxy {
             return Ok(Target::Passthrough);
         }
         Err(ProxyError::InvalidToken)
+    }
+
+    fn resolve_virtual(&self, claims: &Claims) -> Result<Arc<GrantHandle>, ProxyError> {
+        if claims.typ != Kind::Access {
+            return Err(ProxyError::InvalidToken);
+        }
+        if claims
+            .exp
+            .is_none_or(|exp| self.registry.ctx().clock.now_secs() >= exp)
+        {
+            return Err(ProxyError::ExpiredToken);
+        }
+        self.registry
+            .get_by_id(&claims.gid)
+            .filter(|g| g.binding_is_live(&claims.bid))
+            .ok_or(ProxyError::InvalidToken)
     }
 
     async fn forward_with_grant(

@@ -16,15 +16,17 @@ use hyper::body::Incoming;
 pub use self::callers::CallerKeys;
 use crate::body::Body;
 use crate::config::Config;
-use crate::error::ProxyError;
+use crate::error::{OAuthError, ProxyError};
 use crate::grants::Registry;
 use crate::metrics::{Metrics, RequestLabels, Route};
+use crate::oauth::OAuthEndpoint;
 use crate::upstream::UpstreamClient;
 
 /// Everything the proxy listener needs, shared by all connections.
 #[derive(Debug)]
 pub struct Proxy {
     registry: Arc<Registry>,
+    oauth: OAuthEndpoint,
     callers: CallerKeys,
     client: UpstreamClient,
     api_scheme: Scheme,
@@ -61,8 +63,10 @@ impl Proxy {
         if let Ok(listen) = Authority::try_from(config.listen.proxy.to_string()) {
             own_authorities.push(listen);
         }
+        let oauth = OAuthEndpoint::new(config, registry.clone(), registry.ctx().zoom.clone());
         Self {
             registry,
+            oauth,
             callers: CallerKeys::new(&config.callers),
             client,
             api_scheme: api.scheme().cloned().unwrap_or(Scheme::HTTPS),
@@ -82,15 +86,36 @@ impl Proxy {
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
-        let (route, result) = match self.classify(&req) {
-            Ok(Route::Api) => (Route::Api, self.forward_api(req).await),
-            Ok(route) => (
-                route,
-                Err(ProxyError::BadRequest("the OAuth endpoint is not enabled")),
-            ),
-            Err(error) => (Route::Rejected, Err(error)),
+        let route = match self.classify(&req) {
+            Ok(route) => route,
+            Err(error) => {
+                let resp = error.into_response();
+                self.count(Route::Rejected, &resp);
+                return Ok(resp);
+            }
         };
-        let resp = result.unwrap_or_else(ProxyError::into_response);
+        let resp = match route {
+            Route::OauthToken => self
+                .oauth
+                .token(req)
+                .await
+                .unwrap_or_else(OAuthError::into_response),
+            Route::OauthRevoke => self
+                .oauth
+                .revoke(req)
+                .await
+                .unwrap_or_else(OAuthError::into_response),
+            Route::OauthAuthorize => self.oauth.authorize(&req),
+            Route::Api | Route::Rejected => self
+                .forward_api(req)
+                .await
+                .unwrap_or_else(ProxyError::into_response),
+        };
+        self.count(route, &resp);
+        Ok(resp)
+    }
+
+    fn count(&self, route: Route, resp: &Response<Body>) {
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -98,7 +123,6 @@ impl Proxy {
                 status: resp.status().as_u16(),
             })
             .inc();
-        Ok(resp)
     }
 
     fn classify(&self, req: &Request<Incoming>) -> Result<Route, ProxyError> {
