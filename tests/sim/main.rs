@@ -1,0 +1,4 @@
+//! Real-socket tests of the Zoom simulator (`grantmux::sim`), one binary for all of them.
+
+mod oauth;
+mod support;
