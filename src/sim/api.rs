@@ -1,0 +1,118 @@
+//! `/v2/*`: faults, recording, the bearer-token check and rate limits, in that order,
+//! then the route.
+//!
+//! Faults come first because they model the network; the request is recorded before
+//! the token check so proxy tests can see what was forwarded even when it is refused.
+
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::echo::{self, RecordedRequest};
+use super::faults::{self, Injected};
+use super::grants::{AccessError, GrantKey};
+use super::ratelimit::Category;
+use super::reply;
+use super::rest;
+use super::state::{lock, Shared};
+use super::stats::Counters;
+use crate::body::Body;
+
+/// Bodies of the JSON routes are kept up to this size; the echo route keeps none.
+const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// Whom a request acts for.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    pub user: String,
+    pub account: String,
+}
+
+pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    Counters::bump(&shared.counters.api_requests);
+    let settings = shared.settings();
+    match faults::inject(&settings.api_faults).await {
+        Some(Injected::Reset) => return faults::reset(),
+        Some(Injected::Error) => return faults::api_unavailable(),
+        None => {}
+    }
+    let (parts, body) = req.into_parts();
+    let echo = parts.uri.path().starts_with("/v2/_echo/");
+    let body = echo::read_body(body, if echo { 0 } else { MAX_JSON_BYTES }).await;
+    let record = RecordedRequest::new(&parts, &body);
+    shared.record(record.clone());
+
+    let caller = match caller(shared, &parts) {
+        Ok(caller) => caller,
+        Err(message) => {
+            Counters::bump(&shared.counters.api_401);
+            return reply::api_error(StatusCode::UNAUTHORIZED, 124, message);
+        }
+    };
+    let verdict = settings.rate_limits.as_ref().map(|limits| {
+        let category = Category::of(&parts.method, parts.uri.path());
+        let now_ms = shared.clock.now_ms();
+        lock(&shared.limiter).admit(&caller.account, category, limits, now_ms)
+    });
+    let mut resp = match verdict {
+        Some(v) if !v.allowed => {
+            Counters::bump(&shared.counters.api_429);
+            v.too_many()
+        }
+        _ if echo => record.echo(),
+        _ => rest::route(shared, &caller, &parts, body.bytes.as_deref()),
+    };
+    if let Some(v) = verdict {
+        v.stamp(resp.headers_mut());
+    }
+    resp
+}
+
+/// Resolves the bearer token, or gives Zoom's message for a 401 code 124.
+fn caller(shared: &Shared, parts: &Parts) -> Result<Caller, &'static str> {
+    let owner = || Caller {
+        user: shared.default_user.clone(),
+        account: shared.account_id.clone(),
+    };
+    if !shared.check_tokens {
+        return Ok(owner());
+    }
+    let Some(token) = bearer(parts) else {
+        return Err(missing_token_message(parts));
+    };
+    let now_ms = shared.clock.now_ms();
+    let grants = lock(&shared.grants);
+    match grants.check_access(token, now_ms) {
+        Ok(GrantKey::User { user, .. }) => Ok(Caller {
+            user: user.clone(),
+            account: shared.account_id.clone(),
+        }),
+        // "The token is the owner's access token" (ZOOM.md §4).
+        Ok(GrantKey::S2s { .. }) => Ok(owner()),
+        Err(AccessError::Expired) => Err("Access token is expired."),
+        Err(AccessError::Invalid) => Err("Invalid access token."),
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Without a header, a token in the query string gets Zoom's dedicated message
+/// (Feb 2023 change, ZOOM.md §1.1); with a header the query is not looked at.
+fn missing_token_message(parts: &Parts) -> &'static str {
+    let in_query = super::oauth::query_pairs(parts.uri.query())
+        .iter()
+        .any(|(k, _)| k == "access_token");
+    if in_query {
+        "Invalid access token, this access token is not supported as query parameter string."
+    } else {
+        "Invalid access token."
+    }
+}

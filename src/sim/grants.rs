@@ -1,0 +1,258 @@
+//! The simulator's token store: which tokens are live, for which grant, until when.
+//!
+//! A token is live only while this store holds it; rotation, re-authorization and
+//! revocation remove tokens, which is how the sim imitates Zoom invalidating them.
+//! Expired tokens are purged now and then; the signature still marks them as ours,
+//! so they keep answering "expired" rather than "invalid".
+
+use std::collections::HashMap;
+
+use super::jwt::{self, Claims, Signer};
+
+/// Whose tokens these are. Re-authorization and legacy S2S act on one key at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum GrantKey {
+    User { client_id: String, user: String },
+    S2s { client_id: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Access,
+    Refresh,
+}
+
+/// Why an access token was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AccessError {
+    /// Unknown, superseded or revoked.
+    Invalid,
+    Expired,
+}
+
+/// A freshly issued user token pair.
+pub(crate) struct Pair {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// Lifetimes of what one issue call creates, in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ttls {
+    pub access_ms: u64,
+    pub refresh_ms: u64,
+}
+
+pub(crate) struct Grants {
+    signer: Signer,
+    account_id: String,
+    /// The account owner: S2S tokens carry this `uid`.
+    owner: String,
+    tokens: HashMap<String, Entry>,
+    grants: HashMap<GrantKey, Grant>,
+    /// Purge expired tokens when the map grows past this.
+    purge_at: usize,
+}
+
+struct Entry {
+    key: GrantKey,
+    kind: Kind,
+    expires_ms: u64,
+}
+
+/// Identity claims shared by every token of one authorization.
+struct Grant {
+    auid: String,
+    code: String,
+    tokens: Vec<String>,
+}
+
+const MIN_PURGE_AT: usize = 1024;
+
+// === impl Grants ===
+
+impl Grants {
+    pub(crate) fn new(account_id: &str, owner: &str) -> Self {
+        Self {
+            signer: Signer::new(),
+            account_id: account_id.to_owned(),
+            owner: owner.to_owned(),
+            tokens: HashMap::new(),
+            grants: HashMap::new(),
+            purge_at: MIN_PURGE_AT,
+        }
+    }
+
+    /// A new authorization for `key`: every earlier token of that key dies first.
+    pub(crate) fn authorize(&mut self, key: &GrantKey, now_ms: u64, ttl: Ttls) -> Pair {
+        self.revoke_key(key);
+        let access = self.mint(key, Kind::Access, now_ms, ttl.access_ms);
+        let refresh = self.mint(key, Kind::Refresh, now_ms, ttl.refresh_ms);
+        Pair { access, refresh }
+    }
+
+    /// Rotates a grant by its current refresh token. `None` for anything that is not
+    /// the live refresh token of `client_id`'s grant.
+    pub(crate) fn refresh(
+        &mut self,
+        client_id: &str,
+        token: &str,
+        now_ms: u64,
+        ttl: Ttls,
+        kill_access: bool,
+    ) -> Option<Pair> {
+        let entry = self.tokens.get(token)?;
+        let key = entry.key.clone();
+        let owned = matches!(&key, GrantKey::User { client_id: c, .. } if c == client_id);
+        if entry.kind != Kind::Refresh || !owned {
+            return None;
+        }
+        if now_ms >= entry.expires_ms {
+            self.remove_token(token);
+            return None;
+        }
+        self.remove_token(token);
+        if kill_access {
+            let access: Vec<String> = self.tokens_of(&key, Kind::Access);
+            access.iter().for_each(|t| self.remove_token(t));
+        }
+        let access = self.mint(&key, Kind::Access, now_ms, ttl.access_ms);
+        let refresh = self.mint(&key, Kind::Refresh, now_ms, ttl.refresh_ms);
+        Some(Pair { access, refresh })
+    }
+
+    /// A Server-to-Server token; `exclusive` (legacy mode) kills the client's earlier ones.
+    pub(crate) fn issue_s2s(
+        &mut self,
+        client_id: &str,
+        now_ms: u64,
+        ttl_ms: u64,
+        exclusive: bool,
+    ) -> String {
+        let key = GrantKey::S2s {
+            client_id: client_id.to_owned(),
+        };
+        if exclusive {
+            self.revoke_key(&key);
+        }
+        self.mint(&key, Kind::Access, now_ms, ttl_ms)
+    }
+
+    /// Revokes the grant holding `token` if it belongs to `client_id`. A user grant dies
+    /// whole; an S2S token dies alone, since each one is its own authorization.
+    pub(crate) fn revoke(&mut self, client_id: &str, token: &str) -> bool {
+        let Some(key) = self.tokens.get(token).map(|e| e.key.clone()) else {
+            return false;
+        };
+        match &key {
+            GrantKey::User { client_id: c, .. } if c == client_id => {
+                self.revoke_key(&key);
+                true
+            }
+            GrantKey::S2s { client_id: c } if c == client_id => {
+                self.remove_token(token);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The grant an access token stands for, if it is live at `now_ms`.
+    pub(crate) fn check_access(&self, token: &str, now_ms: u64) -> Result<&GrantKey, AccessError> {
+        match self.tokens.get(token) {
+            Some(e) if e.kind == Kind::Access && now_ms < e.expires_ms => Ok(&e.key),
+            Some(e) if e.kind == Kind::Access => Err(AccessError::Expired),
+            Some(_) => Err(AccessError::Invalid),
+            None => match self.signer.verify(token) {
+                Some(c) if c.kind == jwt::TYPE_ACCESS && now_ms / 1000 >= c.exp => {
+                    Err(AccessError::Expired)
+                }
+                _ => Err(AccessError::Invalid),
+            },
+        }
+    }
+
+    /// The newest live access token of a user grant.
+    pub(crate) fn current_access(&self, key: &GrantKey) -> Option<String> {
+        self.tokens_of(key, Kind::Access).pop()
+    }
+
+    fn tokens_of(&self, key: &GrantKey, kind: Kind) -> Vec<String> {
+        let Some(grant) = self.grants.get(key) else {
+            return Vec::new();
+        };
+        let is_kind = |t: &&String| self.tokens.get(*t).is_some_and(|e| e.kind == kind);
+        grant.tokens.iter().filter(is_kind).cloned().collect()
+    }
+
+    fn revoke_key(&mut self, key: &GrantKey) {
+        if let Some(grant) = self.grants.remove(key) {
+            for token in &grant.tokens {
+                self.tokens.remove(token);
+            }
+        }
+    }
+
+    fn remove_token(&mut self, token: &str) {
+        if let Some(entry) = self.tokens.remove(token) {
+            if let Some(grant) = self.grants.get_mut(&entry.key) {
+                grant.tokens.retain(|t| t != token);
+            }
+        }
+    }
+
+    fn mint(&mut self, key: &GrantKey, kind: Kind, now_ms: u64, ttl_ms: u64) -> String {
+        if self.tokens.len() >= self.purge_at {
+            self.purge(now_ms);
+        }
+        let grant = self.grants.entry(key.clone()).or_insert_with(|| Grant {
+            auid: jwt::random_id(24),
+            code: jwt::random_id(24),
+            tokens: Vec::new(),
+        });
+        let (client_id, uid) = match key {
+            GrantKey::User { client_id, user } => (client_id, user),
+            GrantKey::S2s { client_id } => (client_id, &self.owner),
+        };
+        let expires_ms = now_ms.saturating_add(ttl_ms);
+        let token = self.signer.sign(&Claims {
+            aud: "https://oauth.zoom.us".to_owned(),
+            uid: uid.clone(),
+            ver: 10,
+            auid: grant.auid.clone(),
+            nbf: now_ms / 1000,
+            code: grant.code.clone(),
+            iss: format!("zm:cid:{client_id}"),
+            gno: 0,
+            exp: expires_ms / 1000,
+            kind: match kind {
+                Kind::Access => jwt::TYPE_ACCESS,
+                Kind::Refresh => jwt::TYPE_REFRESH,
+            },
+            iat: now_ms / 1000,
+            aid: self.account_id.clone(),
+            jti: jwt::random_id(16),
+        });
+        grant.tokens.push(token.clone());
+        let entry = Entry {
+            key: key.clone(),
+            kind,
+            expires_ms,
+        };
+        self.tokens.insert(token.clone(), entry);
+        token
+    }
+
+    /// Drops expired tokens. Runs when the map doubles, so its cost is amortised.
+    fn purge(&mut self, now_ms: u64) {
+        let expired: Vec<String> = self
+            .tokens
+            .iter()
+            .filter(|(_, e)| now_ms >= e.expires_ms)
+            .map(|(t, _)| t.clone())
+            .collect();
+        expired.iter().for_each(|t| self.remove_token(t));
+        self.grants.retain(|_, g| !g.tokens.is_empty());
+        self.purge_at = (self.tokens.len() * 2).max(MIN_PURGE_AT);
+    }
+}

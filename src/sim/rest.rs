@@ -1,0 +1,148 @@
+//! The simulated REST routes: users and meetings, in memory.
+
+use http::request::Parts;
+use http::{Method, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use super::api::Caller;
+use super::reply;
+use super::state::{lock, Shared};
+use crate::body::Body;
+
+/// Dispatches an authorized request by method and path.
+pub(crate) fn route(
+    shared: &Shared,
+    caller: &Caller,
+    parts: &Parts,
+    body: Option<&[u8]>,
+) -> Response<Body> {
+    let path = parts.uri.path().trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').skip(2).collect();
+    let method = &parts.method;
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["users", id]) => get_user(shared, caller, id),
+        (&Method::GET, ["users", id, "meetings"]) => list_meetings(shared, caller, id),
+        (&Method::POST, ["users", id, "meetings"]) => create_meeting(shared, caller, id, body),
+        (&Method::GET, ["meetings", id]) => get_meeting(shared, id),
+        (&Method::PATCH, ["meetings", id]) => patch_meeting(shared, id, body),
+        (&Method::DELETE, ["meetings", id]) => delete_meeting(shared, id),
+        _ => reply::not_found(),
+    }
+}
+
+/// `me` is the caller; any other id must be a user of the account.
+fn resolve<'a>(caller: &'a Caller, id: &'a str) -> &'a str {
+    if id == "me" {
+        &caller.user
+    } else {
+        id
+    }
+}
+
+fn get_user(shared: &Shared, caller: &Caller, id: &str) -> Response<Body> {
+    let id = resolve(caller, id);
+    match lock(&shared.directory).user(id) {
+        Some(user) => reply::json(StatusCode::OK, &user),
+        None => user_not_found(id),
+    }
+}
+
+fn list_meetings(shared: &Shared, caller: &Caller, id: &str) -> Response<Body> {
+    let id = resolve(caller, id);
+    let dir = lock(&shared.directory);
+    if !dir.has_user(id) {
+        return user_not_found(id);
+    }
+    reply::json(StatusCode::OK, &dir.meetings_of(id))
+}
+
+fn create_meeting(
+    shared: &Shared,
+    caller: &Caller,
+    id: &str,
+    body: Option<&[u8]>,
+) -> Response<Body> {
+    let id = resolve(caller, id);
+    let Some(fields) = json_object(body) else {
+        return bad_body();
+    };
+    let now = shared.clock.now_secs();
+    let mut dir = lock(&shared.directory);
+    if !dir.has_user(id) {
+        return user_not_found(id);
+    }
+    let meeting = dir.create_meeting(id, fields, now);
+    reply::json(StatusCode::CREATED, &meeting)
+}
+
+fn get_meeting(shared: &Shared, id: &str) -> Response<Body> {
+    let found = id
+        .parse()
+        .ok()
+        .and_then(|n| lock(&shared.directory).meeting(n));
+    match found {
+        Some(meeting) => reply::json(StatusCode::OK, &meeting),
+        None => meeting_not_found(id),
+    }
+}
+
+fn patch_meeting(shared: &Shared, id: &str, body: Option<&[u8]>) -> Response<Body> {
+    let Some(fields) = json_object(body) else {
+        return bad_body();
+    };
+    let patched = id
+        .parse()
+        .is_ok_and(|n| lock(&shared.directory).patch_meeting(n, fields));
+    if patched {
+        reply::no_content()
+    } else {
+        meeting_not_found(id)
+    }
+}
+
+fn delete_meeting(shared: &Shared, id: &str) -> Response<Body> {
+    let deleted = id
+        .parse()
+        .is_ok_and(|n| lock(&shared.directory).delete_meeting(n));
+    if deleted {
+        reply::no_content()
+    } else {
+        meeting_not_found(id)
+    }
+}
+
+/// The body as a JSON object; an empty body counts as `{}`.
+fn json_object(body: Option<&[u8]>) -> Option<Map<String, Value>> {
+    match body? {
+        [] => Some(Map::new()),
+        bytes => match serde_json::from_slice(bytes).ok()? {
+            Value::Object(map) => Some(map),
+            _ => None,
+        },
+    }
+}
+
+fn bad_body() -> Response<Body> {
+    // Zoom's generic validation code.
+    reply::api_error(
+        StatusCode::BAD_REQUEST,
+        300,
+        "Request Body should be a valid JSON object.",
+    )
+}
+
+fn user_not_found(id: &str) -> Response<Body> {
+    reply::api_error(
+        StatusCode::NOT_FOUND,
+        1001,
+        &format!("User does not exist: {id}."),
+    )
+}
+
+fn meeting_not_found(id: &str) -> Response<Body> {
+    reply::api_error(
+        StatusCode::NOT_FOUND,
+        3001,
+        &format!("Meeting does not exist: {id}."),
+    )
+}

@@ -1,0 +1,68 @@
+//! Request counters, served at `GET /_sim/stats` and by [`super::SimHandle::stats`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the counters. Injected faults are counted like any other request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SimStats {
+    /// Every `/oauth/token` request by `grant_type`, successful or not.
+    pub token_requests: TokenRequests,
+    /// Non-200 answers from `/oauth/token` (a dropped connection is no answer).
+    pub token_errors: u64,
+    /// Every `/v2/*` request.
+    pub api_requests: u64,
+    pub api_401: u64,
+    pub api_429: u64,
+    pub revoke_requests: u64,
+    /// `GET /oauth/authorize` requests plus [`super::SimHandle::issue_code`] calls.
+    pub authorize_requests: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TokenRequests {
+    pub authorization_code: u64,
+    pub refresh_token: u64,
+    pub account_credentials: u64,
+}
+
+/// The live counters. Atomics, because every request bumps one and none reads them
+/// together with anything else.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub authorization_code: AtomicU64,
+    pub refresh_token: AtomicU64,
+    pub account_credentials: AtomicU64,
+    pub token_errors: AtomicU64,
+    pub api_requests: AtomicU64,
+    pub api_401: AtomicU64,
+    pub api_429: AtomicU64,
+    pub revoke_requests: AtomicU64,
+    pub authorize_requests: AtomicU64,
+}
+
+// === impl Counters ===
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> SimStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SimStats {
+            token_requests: TokenRequests {
+                authorization_code: get(&self.authorization_code),
+                refresh_token: get(&self.refresh_token),
+                account_credentials: get(&self.account_credentials),
+            },
+            token_errors: get(&self.token_errors),
+            api_requests: get(&self.api_requests),
+            api_401: get(&self.api_401),
+            api_429: get(&self.api_429),
+            revoke_requests: get(&self.revoke_requests),
+            authorize_requests: get(&self.authorize_requests),
+        }
+    }
+}

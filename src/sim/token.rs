@@ -1,0 +1,195 @@
+//! `POST /oauth/token`: the three grant types, with Zoom's exact statuses and bodies
+//! (ZOOM.md §1.5 and §8).
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use super::codes::RedeemError;
+use super::faults::{self, Injected};
+use super::grants::{GrantKey, Pair, Ttls};
+use super::oauth::{self, Params};
+use super::reply;
+use super::state::{lock, millis, Settings, Shared};
+use super::stats::Counters;
+use crate::body::Body;
+
+/// Scopes reported for user tokens (classic, space-separated).
+const USER_SCOPE: &str = "meeting:read meeting:write user:read";
+/// Scopes reported for S2S tokens.
+const S2S_SCOPE: &str = "meeting:read:admin meeting:write:admin user:read:admin";
+
+/// The success body, fields in Zoom's order.
+#[derive(Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    expires_in: u64,
+    scope: &'static str,
+    api_url: &'a str,
+}
+
+pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = oauth::read_form(body).await;
+    let params = Params::parse(&parts, &body, shared.allow_query_params);
+    count_grant_type(shared, params.get("grant_type"));
+    let settings = shared.settings();
+    let resp = match faults::inject(&settings.token_faults).await {
+        Some(Injected::Reset) => return faults::reset(),
+        Some(Injected::Error) => faults::token_unavailable(),
+        None => answer(shared, &settings, &parts.headers, &params),
+    };
+    if resp.status() != StatusCode::OK {
+        Counters::bump(&shared.counters.token_errors);
+    }
+    resp
+}
+
+fn count_grant_type(shared: &Shared, grant_type: Option<&str>) {
+    let c = &shared.counters;
+    match grant_type {
+        Some("authorization_code") => Counters::bump(&c.authorization_code),
+        Some("refresh_token") => Counters::bump(&c.refresh_token),
+        Some("account_credentials") => Counters::bump(&c.account_credentials),
+        _ => {}
+    }
+}
+
+fn answer(
+    shared: &Shared,
+    settings: &Settings,
+    headers: &http::HeaderMap,
+    params: &Params,
+) -> Response<Body> {
+    let Some(app) = oauth::client_auth(shared, headers) else {
+        return reply::invalid_client();
+    };
+    if params.json_body {
+        return reply::unsupported_grant_type();
+    }
+    let client_id = app.client_id.as_str();
+    match params.get("grant_type") {
+        Some("authorization_code") => authorization_code(shared, settings, client_id, params),
+        Some("refresh_token") => refresh_token(shared, settings, client_id, params),
+        Some("account_credentials") => account_credentials(shared, settings, client_id, params),
+        _ => reply::unsupported_grant_type(),
+    }
+}
+
+fn authorization_code(
+    shared: &Shared,
+    settings: &Settings,
+    client_id: &str,
+    params: &Params,
+) -> Response<Body> {
+    let code = params.get("code").unwrap_or_default();
+    let now_ms = shared.clock.now_ms();
+    let redeemed = lock(&shared.codes).redeem(
+        code,
+        client_id,
+        params.get("redirect_uri"),
+        params.get("code_verifier"),
+        now_ms,
+    );
+    let grant = match redeemed {
+        Ok(grant) => grant,
+        Err(RedeemError::InvalidCode) => {
+            let reason = format!("Invalid authorization code {code}");
+            return reply::oauth_error(StatusCode::BAD_REQUEST, &reason, "invalid_request");
+        }
+        // Wire body UNCONFIRMED (ZOOM.md §1.5): the text is Zoom's doc error 4709.
+        Err(RedeemError::RedirectMismatch) => {
+            return reply::oauth_error(
+                StatusCode::BAD_REQUEST,
+                "Redirect URI mismatch.",
+                "invalid_request",
+            );
+        }
+        Err(RedeemError::BadVerifier) => {
+            return reply::oauth_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid code verifier",
+                "invalid_grant",
+            );
+        }
+    };
+    let key = GrantKey::User {
+        client_id: client_id.to_owned(),
+        user: grant.user,
+    };
+    let pair = lock(&shared.grants).authorize(&key, now_ms, user_ttls(shared, settings));
+    user_answer(shared, settings, &pair)
+}
+
+fn refresh_token(
+    shared: &Shared,
+    settings: &Settings,
+    client_id: &str,
+    params: &Params,
+) -> Response<Body> {
+    let token = params.get("refresh_token").unwrap_or_default();
+    let now_ms = shared.clock.now_ms();
+    let ttls = user_ttls(shared, settings);
+    let kill_access = settings.invalidate_previous_access;
+    let rotated = lock(&shared.grants).refresh(client_id, token, now_ms, ttls, kill_access);
+    match rotated {
+        Some(pair) => user_answer(shared, settings, &pair),
+        // Unknown, rotated out, revoked, expired or another client's: all the same to
+        // Zoom (the expired case is UNCONFIRMED, ZOOM.md §7).
+        None => reply::oauth_error(StatusCode::BAD_REQUEST, "Invalid Token!", "invalid_grant"),
+    }
+}
+
+fn account_credentials(
+    shared: &Shared,
+    settings: &Settings,
+    client_id: &str,
+    params: &Params,
+) -> Response<Body> {
+    if params.get("account_id") != Some(shared.account_id.as_str()) {
+        // UNCONFIRMED: Zoom's status and body for an unknown account_id (ZOOM.md §7).
+        return reply::oauth_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid account_id",
+            "invalid_request",
+        );
+    }
+    let now_ms = shared.clock.now_ms();
+    let ttl_ms = millis(settings.s2s_token_ttl);
+    let token = lock(&shared.grants).issue_s2s(client_id, now_ms, ttl_ms, settings.legacy_s2s);
+    reply::json(
+        StatusCode::OK,
+        &TokenAnswer {
+            access_token: &token,
+            token_type: "bearer",
+            refresh_token: None,
+            expires_in: settings.s2s_token_ttl.as_secs(),
+            scope: S2S_SCOPE,
+            api_url: &shared.api_url,
+        },
+    )
+}
+
+fn user_ttls(shared: &Shared, settings: &Settings) -> Ttls {
+    Ttls {
+        access_ms: millis(settings.user_token_ttl),
+        refresh_ms: millis(shared.refresh_token_ttl),
+    }
+}
+
+fn user_answer(shared: &Shared, settings: &Settings, pair: &Pair) -> Response<Body> {
+    reply::json(
+        StatusCode::OK,
+        &TokenAnswer {
+            access_token: &pair.access,
+            token_type: "bearer",
+            refresh_token: Some(&pair.refresh),
+            expires_in: settings.user_token_ttl.as_secs(),
+            scope: USER_SCOPE,
+            api_url: &shared.api_url,
+        },
+    )
+}

@@ -1,0 +1,5 @@
+//! Real-socket tests of the Zoom simulator (`grantmux::sim`), one binary for all of them.
+
+mod api;
+mod oauth;
+mod support;

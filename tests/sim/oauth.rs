@@ -1,0 +1,462 @@
+//! The token endpoint over real sockets: every OAuth row of ZOOM.md §8, exact status and body.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use grantmux::sim::SimConfig;
+use http::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn user_token_answer_has_zooms_shape() {
+    let f = start_default().await;
+    let t = f.login("sim-user").await;
+    let keys: Vec<&str> = t
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "access_token",
+        "token_type",
+        "refresh_token",
+        "expires_in",
+        "scope",
+        "api_url",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(t["token_type"], "bearer");
+    assert_eq!(t["expires_in"], 3599);
+    assert_eq!(t["api_url"], json!(f.base));
+    assert!(t["scope"].as_str().is_some_and(|s| !s.is_empty()));
+}
+
+#[tokio::test]
+async fn tokens_are_hs512_jwts_with_zoom_claims() {
+    let f = start_default().await;
+    let t = f.login("sim-user").await;
+    let access = field(&t, "access_token");
+    let parts: Vec<&str> = access.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let decode = |s: &str| -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).expect("b64")).expect("json")
+    };
+    let header = decode(parts[0]);
+    assert_eq!(header["alg"], "HS512");
+    assert_eq!(header["v"], "2.0");
+    assert!(header["kid"].is_string());
+    let claims = decode(parts[1]);
+    assert_eq!(claims["aud"], "https://oauth.zoom.us");
+    assert_eq!(claims["iss"], "zm:cid:sim-client");
+    assert_eq!(claims["uid"], "sim-user");
+    assert_eq!(claims["aid"], "sim-account");
+    assert_eq!(claims["ver"], 10);
+    let exp = claims["exp"].as_u64().expect("exp");
+    assert_eq!(exp - claims["iat"].as_u64().expect("iat"), 3599);
+    let refresh = field(&t, "refresh_token");
+    assert_eq!(refresh.split('.').count(), 3);
+    assert_ne!(
+        decode(refresh.split('.').nth(1).expect("payload"))["jti"],
+        claims["jti"]
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_old_refresh_token_is_refused_forever() {
+    let f = start_default().await;
+    let first = f.login("sim-user").await;
+    let old = field(&first, "refresh_token");
+    let second = f.refresh(&old).await;
+    assert_eq!(second.status, 200);
+    let new = field(&second.json(), "refresh_token");
+    assert_ne!(new, old);
+    assert_eq!(f.refresh(&old).await.pair(), invalid_grant());
+    // Still refused after the new one rotated too.
+    assert_eq!(f.refresh(&new).await.status, 200);
+    assert_eq!(f.refresh(&old).await.pair(), invalid_grant());
+}
+
+#[tokio::test]
+async fn refresh_kills_the_previous_access_token_by_default() {
+    let f = start_default().await;
+    let first = f.login("sim-user").await;
+    let old_access = field(&first, "access_token");
+    assert_eq!(f.api_get("/v2/users/me", &old_access).await.status, 200);
+    let second = f.refresh(&field(&first, "refresh_token")).await.json();
+    assert_eq!(
+        f.api_get("/v2/users/me", &old_access).await.pair(),
+        invalid_token()
+    );
+    let new_access = field(&second, "access_token");
+    assert_eq!(f.api_get("/v2/users/me", &new_access).await.status, 200);
+    assert_eq!(
+        f.sim.current_access_token(CLIENT, "sim-user"),
+        Some(new_access)
+    );
+}
+
+#[tokio::test]
+async fn refresh_keeps_the_previous_access_token_when_switched_off() {
+    let cfg = SimConfig {
+        invalidate_previous_access: false,
+        ..SimConfig::default()
+    };
+    let f = start(cfg).await;
+    let first = f.login("sim-user").await;
+    let old_access = field(&first, "access_token");
+    let second = f.refresh(&field(&first, "refresh_token")).await.json();
+    assert_eq!(f.api_get("/v2/users/me", &old_access).await.status, 200);
+    assert_eq!(
+        f.api_get("/v2/users/me", &field(&second, "access_token"))
+            .await
+            .status,
+        200
+    );
+    // And the runtime switch turns it back on.
+    f.sim.set_invalidate_previous_access(true);
+    let third = f.refresh(&field(&second, "refresh_token")).await.json();
+    assert_eq!(
+        f.api_get("/v2/users/me", &field(&second, "access_token"))
+            .await
+            .pair(),
+        invalid_token()
+    );
+    assert_eq!(
+        f.api_get("/v2/users/me", &field(&third, "access_token"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn expired_access_token_answers_access_token_is_expired() {
+    let f = start_default().await;
+    let t = f.login("sim-user").await;
+    let access = field(&t, "access_token");
+    f.sim.set_user_token_ttl(Duration::from_secs(60));
+    f.sim.clock().advance(Duration::from_secs(3599));
+    let expired = json!({"code": 124, "message": "Access token is expired."});
+    assert_eq!(
+        f.api_get("/v2/users/me", &access).await.pair(),
+        (401, expired)
+    );
+    // The refresh token still works, and the new TTL applies to new tokens.
+    let again = f.refresh(&field(&t, "refresh_token")).await.json();
+    assert_eq!(again["expires_in"], 60);
+}
+
+#[tokio::test]
+async fn reauthorization_revokes_every_earlier_token_of_the_pair() {
+    let f = start_default().await;
+    let first = f.login("sim-user").await;
+    let other_user = f.login("someone-else").await;
+    let second = f.login("sim-user").await;
+    assert_eq!(
+        f.api_get("/v2/users/me", &field(&first, "access_token"))
+            .await
+            .pair(),
+        invalid_token()
+    );
+    assert_eq!(
+        f.refresh(&field(&first, "refresh_token")).await.pair(),
+        invalid_grant()
+    );
+    assert_eq!(
+        f.api_get("/v2/users/me", &field(&second, "access_token"))
+            .await
+            .status,
+        200
+    );
+    // Another user's grant of the same app is untouched.
+    let me = f
+        .api_get("/v2/users/me", &field(&other_user, "access_token"))
+        .await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["id"], "someone-else");
+}
+
+#[tokio::test]
+async fn codes_are_single_use() {
+    let f = start_default().await;
+    let code = f
+        .authorize(&format!(
+            "response_type=code&client_id={CLIENT}&redirect_uri={REDIRECT}&state=xyz"
+        ))
+        .await;
+    assert_eq!(f.exchange(&code).await.status, 200);
+    let reused =
+        json!({"reason": format!("Invalid authorization code {code}"), "error": "invalid_request"});
+    assert_eq!(f.exchange(&code).await.pair(), (400, reused));
+}
+
+#[tokio::test]
+async fn codes_expire_after_five_minutes() {
+    let f = start_default().await;
+    let fresh = f.sim.issue_code(CLIENT, "sim-user", REDIRECT);
+    let stale = f.sim.issue_code(CLIENT, "sim-user", REDIRECT);
+    f.sim.clock().advance(Duration::from_secs(299));
+    assert_eq!(f.exchange(&fresh).await.status, 200);
+    f.sim.clock().advance(Duration::from_secs(1));
+    let expired = json!({"reason": format!("Invalid authorization code {stale}"), "error": "invalid_request"});
+    assert_eq!(f.exchange(&stale).await.pair(), (400, expired));
+}
+
+#[tokio::test]
+async fn authorize_redirects_with_code_and_state() {
+    let f = start_default().await;
+    let path = format!("/oauth/authorize?response_type=code&client_id={CLIENT}&redirect_uri=http%3A%2F%2Fapp%2Fcb%3Fx%3D1&state=s%201&login_hint=alice");
+    let resp = f.send(f.request(Method::GET, &path, None, "")).await;
+    assert_eq!(resp.status, 302);
+    let location = resp.header("location").to_owned();
+    assert!(
+        location.starts_with("http://app/cb?x=1&code="),
+        "{location}"
+    );
+    assert!(location.ends_with("&state=s+1"), "{location}");
+    let unknown = f.request(
+        Method::GET,
+        "/oauth/authorize?response_type=code&client_id=nope&redirect_uri=x",
+        None,
+        "",
+    );
+    let bad_client = json!({"reason": "Invalid client_id", "error": "invalid_client"});
+    assert_eq!(f.send(unknown).await.pair(), (400, bad_client));
+}
+
+#[tokio::test]
+async fn redirect_uri_must_match_the_authorization() {
+    let f = start_default().await;
+    let code = f.sim.issue_code(CLIENT, "sim-user", REDIRECT);
+    let form = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "http://evil/cb"),
+    ]);
+    let mismatch = json!({"reason": "Redirect URI mismatch.", "error": "invalid_request"});
+    assert_eq!(f.token(&form).await.pair(), (400, mismatch));
+}
+
+#[tokio::test]
+async fn bad_client_credentials_are_invalid_client() {
+    let f = start_default().await;
+    let expected = (
+        400,
+        json!({"reason": "Invalid client_id or client_secret", "error": "invalid_client"}),
+    );
+    let form = "grant_type=account_credentials&account_id=sim-account";
+    assert_eq!(f.token_as(CLIENT, "wrong", form).await.pair(), expected);
+    assert_eq!(f.token_as("nobody", SECRET, form).await.pair(), expected);
+    let no_auth = f.request(Method::POST, "/oauth/token", None, form);
+    assert_eq!(f.send(no_auth).await.pair(), expected);
+}
+
+#[tokio::test]
+async fn unknown_or_missing_grant_type_is_unsupported() {
+    let f = start_default().await;
+    let expected = (
+        400,
+        json!({"reason": "unsupported grant type", "error": "unsupported_grant_type"}),
+    );
+    assert_eq!(f.token("grant_type=password").await.pair(), expected);
+    assert_eq!(f.token("").await.pair(), expected);
+}
+
+#[tokio::test]
+async fn json_body_is_refused_as_unsupported_grant_type() {
+    let f = start_default().await;
+    let body = r#"{"grant_type":"account_credentials","account_id":"sim-account"}"#;
+    let mut req = f.request(
+        Method::POST,
+        "/oauth/token",
+        Some(&basic(CLIENT, SECRET)),
+        body,
+    );
+    req.headers_mut()
+        .insert("content-type", "application/json".parse().expect("header"));
+    let expected = (
+        400,
+        json!({"reason": "unsupported grant type", "error": "unsupported_grant_type"}),
+    );
+    assert_eq!(f.send(req).await.pair(), expected);
+}
+
+#[tokio::test]
+async fn query_string_params_are_accepted_by_default() {
+    let f = start_default().await;
+    let path = "/oauth/token?grant_type=account_credentials&account_id=sim-account";
+    let resp = f
+        .send(f.request(Method::POST, path, Some(&basic(CLIENT, SECRET)), ""))
+        .await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.json()["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn query_string_params_are_refused_when_switched_off() {
+    let f = start(SimConfig {
+        allow_query_params: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let path = "/oauth/token?grant_type=account_credentials&account_id=sim-account";
+    let resp = f
+        .send(f.request(Method::POST, path, Some(&basic(CLIENT, SECRET)), ""))
+        .await;
+    let expected = (
+        400,
+        json!({"reason": "unsupported grant type", "error": "unsupported_grant_type"}),
+    );
+    assert_eq!(resp.pair(), expected);
+    assert_eq!(f.s2s().await.status, 200, "the form body still works");
+}
+
+#[tokio::test]
+async fn pkce_s256_accepts_the_verifier_and_refuses_a_mismatch() {
+    let f = start_default().await;
+    let verifier = "dBjjSWa5H8Kjw0KF9k8J4i3HtpGbC4tyXdwV9LSMMOU";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let query = format!("response_type=code&client_id={CLIENT}&redirect_uri={REDIRECT}&code_challenge={challenge}&code_challenge_method=S256");
+    let exchange = |code: String, verifier: &'static str| {
+        form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ])
+    };
+    let good = f.authorize(&query).await;
+    assert_eq!(f.token(&exchange(good, verifier)).await.status, 200);
+    let bad = f.authorize(&query).await;
+    let mismatch = (
+        400,
+        json!({"reason": "Invalid code verifier", "error": "invalid_grant"}),
+    );
+    assert_eq!(
+        f.token(&exchange(bad, "wrong-verifier")).await.pair(),
+        mismatch
+    );
+    // `plain` is the default method.
+    let plain = f
+        .authorize(&format!(
+            "response_type=code&client_id={CLIENT}&redirect_uri={REDIRECT}&code_challenge=abc"
+        ))
+        .await;
+    assert_eq!(f.token(&exchange(plain, "abc")).await.status, 200);
+}
+
+#[tokio::test]
+async fn refresh_token_of_another_client_or_expired_is_invalid_grant() {
+    let cfg = SimConfig {
+        apps: vec![
+            grantmux::sim::SimApp::default(),
+            grantmux::sim::SimApp {
+                client_id: "other".into(),
+                client_secret: "other-secret".into(),
+            },
+        ],
+        ..SimConfig::default()
+    };
+    let f = start(cfg).await;
+    let t = f.login("sim-user").await;
+    let refresh = field(&t, "refresh_token");
+    let form = form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]);
+    assert_eq!(
+        f.token_as("other", "other-secret", &form).await.pair(),
+        invalid_grant()
+    );
+    f.sim.clock().advance(Duration::from_secs(90 * 24 * 3600));
+    assert_eq!(f.refresh(&refresh).await.pair(), invalid_grant());
+    assert_eq!(f.refresh("garbage").await.pair(), invalid_grant());
+}
+
+#[tokio::test]
+async fn s2s_tokens_coexist_by_default() {
+    let f = start_default().await;
+    let a = f.s2s().await.json();
+    let b = f.s2s().await.json();
+    assert_eq!(a["expires_in"], 3600);
+    assert!(a.get("refresh_token").is_none());
+    assert_eq!(
+        a["scope"],
+        "meeting:read:admin meeting:write:admin user:read:admin"
+    );
+    for t in [&a, &b] {
+        let me = f.api_get("/v2/users/me", &field(t, "access_token")).await;
+        assert_eq!(me.status, 200);
+        assert_eq!(me.json()["id"], "sim-user", "S2S acts as the account owner");
+    }
+}
+
+#[tokio::test]
+async fn legacy_s2s_token_kills_the_previous_one() {
+    let f = start(SimConfig {
+        legacy_s2s: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let a = field(&f.s2s().await.json(), "access_token");
+    let b = field(&f.s2s().await.json(), "access_token");
+    assert_eq!(f.api_get("/v2/users/me", &a).await.pair(), invalid_token());
+    assert_eq!(f.api_get("/v2/users/me", &b).await.status, 200);
+    f.sim.set_legacy_s2s(false);
+    let c = field(&f.s2s().await.json(), "access_token");
+    assert_eq!(f.api_get("/v2/users/me", &b).await.status, 200);
+    assert_eq!(f.api_get("/v2/users/me", &c).await.status, 200);
+}
+
+#[tokio::test]
+async fn unknown_account_id_is_refused() {
+    let f = start_default().await;
+    let expected = (
+        400,
+        json!({"reason": "Invalid account_id", "error": "invalid_request"}),
+    );
+    assert_eq!(
+        f.token("grant_type=account_credentials&account_id=nope")
+            .await
+            .pair(),
+        expected
+    );
+}
+
+#[tokio::test]
+async fn revoke_kills_the_whole_grant() {
+    let f = start_default().await;
+    let t = f.login("sim-user").await;
+    let revoke = |token: String| {
+        let body = form(&[("token", &token)]);
+        f.request(
+            Method::POST,
+            "/oauth/revoke",
+            Some(&basic(CLIENT, SECRET)),
+            &body,
+        )
+    };
+    let resp = f.send(revoke(field(&t, "access_token"))).await;
+    assert_eq!(resp.pair(), (200, json!({"status": "success"})));
+    assert_eq!(
+        f.api_get("/v2/users/me", &field(&t, "access_token"))
+            .await
+            .pair(),
+        invalid_token()
+    );
+    assert_eq!(
+        f.refresh(&field(&t, "refresh_token")).await.pair(),
+        invalid_grant()
+    );
+    let again = f.send(revoke(field(&t, "access_token"))).await;
+    assert_eq!(
+        again.pair(),
+        (
+            400,
+            json!({"reason": "Invalid Token!", "error": "invalid_request"})
+        )
+    );
+}
