@@ -88,6 +88,11 @@ impl Running {
         let proxy_addr = local_addr(&proxy_listener, "proxy", config.listen.proxy)?;
         let admin_addr = local_addr(&admin_listener, "admin", config.listen.admin)?;
         let limits = ServerLimits::from(&config);
+        let mut config = config;
+        // `proxy = "127.0.0.1:0"` (tests, demo): the public URL names the port we got.
+        if config.listen.proxy.port() == 0 {
+            config.listen.public_url = format!("http://{proxy_addr}");
+        }
 
         let proxy = Arc::new(Proxy::new(
             &config,

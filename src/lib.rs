@@ -35,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grants;
+pub mod harness;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;

@@ -150,7 +150,7 @@ impl Config {
             listen: Listen {
                 proxy: SocketAddr::from(([127, 0, 0, 1], 0)),
                 admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-                public_url: "http://127.0.0.1:8080".to_owned(),
+                public_url: "http://127.0.0.1:0".to_owned(),
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
                 max_header_bytes: DEFAULT_MAX_HEADER_BYTES,

@@ -1,0 +1,4 @@
+//! grantmux in front of the simulator, over real sockets.
+
+mod forwarding;
+mod support;

@@ -1,0 +1,116 @@
+//! Fixtures for the proxy tests: a simulator and grantmux with two static callers.
+
+use grantmux::config::{Caller, Config};
+use grantmux::grants::{GrantKey, Subject};
+use grantmux::harness::{Answer, Harness};
+use grantmux::oauth::TokenResponse;
+use grantmux::sim::SimConfig;
+use http::Method;
+
+pub(crate) const CLIENT: &str = "sim-client";
+pub(crate) const SECRET: &str = "sim-secret";
+pub(crate) const ACCOUNT: &str = "sim-account";
+pub(crate) const USER: &str = "sim-user";
+/// Static caller keys: one bound to the S2S grant, one to the user grant.
+pub(crate) const S2S_KEY: &str = "caller-key-s2s-0123456789";
+pub(crate) const USER_KEY: &str = "caller-key-user-0123456789";
+const REDIRECT: &str = "http://localhost/cb";
+
+pub(crate) fn s2s_key() -> GrantKey {
+    GrantKey::new(CLIENT, Subject::Account(ACCOUNT.into()))
+}
+
+pub(crate) fn user_key() -> GrantKey {
+    GrantKey::new(CLIENT, Subject::User(USER.into()))
+}
+
+fn with_callers(config: &mut Config) {
+    config.callers = vec![
+        Caller {
+            name: "s2s".into(),
+            key: S2S_KEY.into(),
+            grant: s2s_key(),
+        },
+        Caller {
+            name: "user".into(),
+            key: USER_KEY.into(),
+            grant: user_key(),
+        },
+    ];
+}
+
+/// Simulator with `sim`, grantmux with both callers and `tweak`.
+pub(crate) async fn start(sim: SimConfig, tweak: impl FnOnce(&mut Config)) -> Harness {
+    Harness::start(sim, |c| {
+        with_callers(c);
+        tweak(c);
+    })
+    .await
+    .expect("harness starts")
+}
+
+pub(crate) async fn start_default() -> Harness {
+    start(SimConfig::default(), |_| {}).await
+}
+
+/// Authorizes `USER` at the simulator and installs the grant in grantmux, as
+/// the token endpoint would.
+pub(crate) async fn adopt_user(h: &Harness) {
+    let code = h.sim.issue_code(CLIENT, USER, REDIRECT);
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", &code)
+        .append_pair("redirect_uri", REDIRECT)
+        .finish();
+    let basic = format!("Basic {}", b64(&format!("{CLIENT}:{SECRET}")));
+    let answer = h
+        .call(
+            Method::POST,
+            &format!("{}/oauth/token", h.sim.base_url()),
+            &[
+                ("authorization", &basic),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form,
+        )
+        .await
+        .expect("sim answers");
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let tokens: TokenResponse = serde_json::from_slice(&answer.body).expect("token answer");
+    h.gmx.registry.adopt(&user_key(), &tokens).await;
+}
+
+pub(crate) fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// `GET path` through grantmux as the caller holding `key`.
+pub(crate) async fn get(h: &Harness, path: &str, key: &str) -> Answer {
+    h.call(
+        Method::GET,
+        &h.proxy_url(path),
+        &[("authorization", &format!("Bearer {key}"))],
+        "",
+    )
+    .await
+    .expect("grantmux answers")
+}
+
+/// The Prometheus text from the admin listener.
+pub(crate) async fn metrics(h: &Harness) -> String {
+    let a = h
+        .call(Method::GET, &h.admin_url("/metrics"), &[], "")
+        .await
+        .expect("admin answers");
+    String::from_utf8_lossy(&a.body).into_owned()
+}
+
+/// The value of one sample line, `name{labels} value`, if present.
+pub(crate) fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
