@@ -84,6 +84,10 @@ impl Metrics {
             persist_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             ratelimit_remaining: Family::default(),
         };
+        // Zero series up front, so dashboards see them before the first replay.
+        for cause in ["refreshed", "rotated"] {
+            let _ = m.replays.get_or_create(&ReplayLabels { cause });
+        }
         let r = registry.sub_registry_with_prefix("grantmux");
         r.register(
             "requests",
