@@ -1,5 +1,7 @@
 //! grantmux in front of the simulator, over real sockets.
 
 mod forwarding;
+mod limits;
 mod refresh;
 mod support;
+mod tls;
