@@ -148,7 +148,13 @@ pub(crate) async fn header_rules(h: &grantmux::harness::Harness) {
         .to_owned();
     assert_eq!(header(&echo, "authorization"), [real.as_str()]);
     assert_ne!(real, format!("Bearer {S2S_KEY}"));
-    let host = h.config.zoom.api_url.authority().expect("authority").to_string();
+    let host = h
+        .config
+        .zoom
+        .api_url
+        .authority()
+        .expect("authority")
+        .to_string();
     assert_eq!(header(&echo, "host"), [host.as_str()]);
     assert_eq!(header(&echo, "x-custom"), ["kept"]);
     for gone in [

@@ -26,7 +26,10 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
                     }
                 }
             }
-            Err(_) => panic!("no answer or close within 10 s: {:?}", String::from_utf8_lossy(&out)),
+            Err(_) => panic!(
+                "no answer or close within 10 s: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -43,7 +46,11 @@ fn status(answer: &str) -> u16 {
 #[tokio::test]
 async fn connect_is_refused_with_400() {
     let h = support::start_default().await;
-    let a = raw(h.gmx.proxy_addr, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n").await;
+    let a = raw(
+        h.gmx.proxy_addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(status(&a), 400, "{a}");
     assert_eq!(h.sim.stats().api_requests, 0);
 }
@@ -57,7 +64,11 @@ async fn absolute_form_targets_must_name_zoom() {
     let a = raw(h.gmx.proxy_addr, foreign.as_bytes()).await;
     assert_eq!(status(&a), 400, "{a}");
     assert!(a.contains("\"code\":400"), "{a}");
-    assert_eq!(h.sim.stats().api_requests, 0, "nothing reached any upstream");
+    assert_eq!(
+        h.sim.stats().api_requests,
+        0,
+        "nothing reached any upstream"
+    );
     let zoom = h.sim.addr();
     let own = format!(
         "GET http://{zoom}/v2/users/me HTTP/1.1\r\nHost: {zoom}\r\nAuthorization: Bearer {S2S_KEY}\r\nConnection: close\r\n\r\n"
@@ -68,9 +79,14 @@ async fn absolute_form_targets_must_name_zoom() {
 
 #[tokio::test]
 async fn oversized_headers_get_431() {
-    let h = support::start(SimConfig::default(), |c| c.listen.max_header_bytes = 16 * 1024).await;
+    let h = support::start(SimConfig::default(), |c| {
+        c.listen.max_header_bytes = 16 * 1024
+    })
+    .await;
     let big = "x".repeat(64 * 1024);
-    let req = format!("GET /v2/users/me HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET /v2/users/me HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
+    );
     let a = raw(h.gmx.proxy_addr, req.as_bytes()).await;
     assert_eq!(status(&a), 431, "{}", &a[..a.len().min(200)]);
     let many: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
@@ -81,15 +97,23 @@ async fn oversized_headers_get_431() {
 
 #[tokio::test]
 async fn a_client_sending_headers_too_slowly_is_cut_off() {
-    let h = support::start(SimConfig::default(), |c| c.listen.header_read_timeout = Duration::from_millis(300)).await;
+    let h = support::start(SimConfig::default(), |c| {
+        c.listen.header_read_timeout = Duration::from_millis(300)
+    })
+    .await;
     let mut s = TcpStream::connect(h.gmx.proxy_addr).await.expect("connect");
-    s.write_all(b"GET /v2/users/me HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    s.write_all(b"GET /v2/users/me HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
     // The rest of the head never comes: the server must close within its timeout.
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "connection still open after 10 s");
     let text = String::from_utf8_lossy(&buf);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

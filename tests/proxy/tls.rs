@@ -51,17 +51,29 @@ fn tls_sim(dir: &tempfile::TempDir, name: &str) -> SimConfig {
 async fn forwarding_works_over_tls_with_the_configured_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
     let h = support::start(tls_sim(&dir, "ca.pem"), |_| {}).await;
-    assert!(h.sim.base_url().starts_with("https://"), "{}", h.sim.base_url());
+    assert!(
+        h.sim.base_url().starts_with("https://"),
+        "{}",
+        h.sim.base_url()
+    );
     let body = b"{\"topic\":\"over tls\"}".to_vec();
     let a = h
-        .call(http::Method::POST, &h.proxy_url("/v2/_echo/tls?x=1"), &[("authorization", &format!("Bearer {S2S_KEY}"))], body.clone())
+        .call(
+            http::Method::POST,
+            &h.proxy_url("/v2/_echo/tls?x=1"),
+            &[("authorization", &format!("Bearer {S2S_KEY}"))],
+            body.clone(),
+        )
         .await
         .expect("answer");
     assert_eq!(a.status, 200, "{:?}", a.body);
     let echo = a.json();
     assert_eq!(echo["path"], "/v2/_echo/tls");
     assert_eq!(echo["query"], "x=1");
-    let digest: String = sha2::Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = sha2::Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(echo["body_sha256"], digest);
     // The token mint went over TLS too.
     assert_eq!(h.sim.stats().token_requests.account_credentials, 1);
@@ -90,7 +102,9 @@ async fn a_wrong_ca_fails_with_502_and_a_clear_log_line() {
     let (logs, _guard) = capture();
     let dir = tempfile::tempdir().expect("tempdir");
     // Another simulator's CA: a valid certificate that did not sign our upstream's.
-    let other = Sim::start(tls_sim(&dir, "other-ca.pem")).await.expect("other sim");
+    let other = Sim::start(tls_sim(&dir, "other-ca.pem"))
+        .await
+        .expect("other sim");
     let wrong_ca = other.ca_pem_path().expect("ca path");
     // Tokens come from a plain loopback simulator; the API sits behind TLS.
     let tokens = Sim::start(SimConfig::default()).await.expect("token sim");
@@ -102,14 +116,24 @@ async fn a_wrong_ca_fails_with_502_and_a_clear_log_line() {
     .await;
     let a = get(&h, "/v2/users/me", S2S_KEY).await;
     assert_eq!(a.status, 502, "{:?}", a.body);
-    assert_eq!(a.json(), serde_json::json!({"code":502,"message":"grantmux: Zoom could not be reached."}));
-    assert_eq!(h.sim.stats().api_requests, 0, "no request crossed the untrusted connection");
+    assert_eq!(
+        a.json(),
+        serde_json::json!({"code":502,"message":"grantmux: Zoom could not be reached."})
+    );
+    assert_eq!(
+        h.sim.stats().api_requests,
+        0,
+        "no request crossed the untrusted connection"
+    );
     let text = logs.text();
     let line = text
         .lines()
         .find(|l| l.contains("request failed") && l.contains("status=502"))
         .unwrap_or_else(|| panic!("no 502 log line:\n{text}"));
-    assert!(line.contains("certificate") || line.contains("UnknownIssuer"), "not a clear TLS cause: {line}");
+    assert!(
+        line.contains("certificate") || line.contains("UnknownIssuer"),
+        "not a clear TLS cause: {line}"
+    );
     h.shutdown().await;
     other.shutdown().await;
     tokens.shutdown().await;
@@ -119,14 +143,22 @@ async fn a_wrong_ca_fails_with_502_and_a_clear_log_line() {
 async fn a_wrong_ca_on_the_token_endpoint_means_no_token_and_503() {
     let (logs, _guard) = capture();
     let dir = tempfile::tempdir().expect("tempdir");
-    let other = Sim::start(tls_sim(&dir, "other-ca.pem")).await.expect("other sim");
+    let other = Sim::start(tls_sim(&dir, "other-ca.pem"))
+        .await
+        .expect("other sim");
     let wrong_ca = other.ca_pem_path().expect("ca path");
-    let h = support::start(tls_sim(&dir, "ca.pem"), move |c| c.zoom.ca_file = Some(wrong_ca)).await;
+    let h = support::start(tls_sim(&dir, "ca.pem"), move |c| {
+        c.zoom.ca_file = Some(wrong_ca)
+    })
+    .await;
     let a = get(&h, "/v2/users/me", S2S_KEY).await;
     assert_eq!(a.status, 503, "{:?}", a.body);
     assert_eq!(h.sim.stats().token_requests.account_credentials, 0);
     let text = logs.text();
-    assert!(text.contains("refresh failed") && text.contains("certificate"), "{text}");
+    assert!(
+        text.contains("refresh failed") && text.contains("certificate"),
+        "{text}"
+    );
     h.shutdown().await;
     other.shutdown().await;
 }
