@@ -1,6 +1,7 @@
 //! Real-socket tests of the Zoom simulator (`grantmux::sim`), one binary for all of them.
 
 mod api;
+mod cli;
 mod faults;
 mod oauth;
 mod support;
