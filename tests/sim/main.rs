@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod faults;
+mod grants;
 mod oauth;
 mod support;
 mod tls;
