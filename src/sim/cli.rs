@@ -1,10 +1,215 @@
-//! `grantmux sim`. TODO(sim helper).
+//! `grantmux sim`: run the simulator from the command line until Ctrl-C or SIGTERM.
 
-/// Flags of `grantmux sim`.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Faults, RateLimits, Sim, SimApp, SimConfig, SimError, SimHandle};
+
+/// Zoom's Pro-plan per-second limits (ZOOM.md §5), used for the categories not
+/// given when at least one `--rate-limit-*` flag is.
+const PRO_LIGHT: u32 = 30;
+const PRO_MEDIUM: u32 = 20;
+const PRO_HEAVY: u32 = 10;
+
+/// Flags of `grantmux sim`, boxed: they are many, and `main`'s `Command` enum should
+/// not grow to their size for every other subcommand.
 #[derive(Debug, clap::Args)]
-pub struct SimArgs {}
+pub struct SimArgs {
+    #[command(flatten)]
+    pub flags: Box<SimFlags>,
+}
 
-/// Runs the simulator until Ctrl-C.
-pub async fn run(_args: SimArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// The flags themselves.
+#[derive(Debug, clap::Args)]
+pub struct SimFlags {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:9900")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value = super::DEFAULT_CLIENT_ID)]
+    pub client_id: String,
+    #[arg(long, default_value = super::DEFAULT_CLIENT_SECRET)]
+    pub client_secret: String,
+    #[arg(long, default_value = super::DEFAULT_ACCOUNT_ID)]
+    pub account_id: String,
+    /// Lifetime of user access tokens, in seconds.
+    #[arg(long, default_value_t = 3599)]
+    pub token_ttl: u64,
+    /// Lifetime of Server-to-Server tokens, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub s2s_token_ttl: u64,
+    /// A refresh no longer kills the previous access token at once.
+    #[arg(long)]
+    pub keep_previous_access: bool,
+    /// Pre-June-2023 S2S: each new token kills the previous one.
+    #[arg(long)]
+    pub legacy_s2s: bool,
+    /// Refuse token-endpoint parameters sent in the query string.
+    #[arg(long)]
+    pub no_query_params: bool,
+    /// Per-account Light requests per second (any rate-limit flag turns limits on).
+    #[arg(long)]
+    pub rate_limit_light: Option<u32>,
+    #[arg(long)]
+    pub rate_limit_medium: Option<u32>,
+    #[arg(long)]
+    pub rate_limit_heavy: Option<u32>,
+    #[arg(long, default_value_t = 0)]
+    pub token_latency_ms: u64,
+    /// Fraction (0..=1) of token requests answered 503.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub token_error_rate: f64,
+    /// Fraction (0..=1) of token requests whose connection is dropped.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub token_reset_rate: f64,
+    #[arg(long, default_value_t = 0)]
+    pub api_latency_ms: u64,
+    /// Fraction (0..=1) of API requests answered 503.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub api_error_rate: f64,
+    /// Fraction (0..=1) of API requests whose connection is dropped.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub api_reset_rate: f64,
+    /// Serve HTTPS, writing the generated CA certificate (PEM) here.
+    #[arg(long)]
+    pub tls_ca_out: Option<PathBuf>,
+    /// `api_url` in token answers (default: the simulator's own URL).
+    #[arg(long)]
+    pub api_url: Option<String>,
+    /// Skip token checks on API routes (benchmarks): every call acts as the owner.
+    #[arg(long)]
+    pub no_token_checks: bool,
+}
+
+/// Why `grantmux sim` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SimCliError {
+    #[error(transparent)]
+    Start(#[from] SimError),
+    #[error("cannot listen for shutdown signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the simulator until Ctrl-C or SIGTERM, then shuts it down cleanly.
+pub async fn run(args: SimArgs) -> Result<(), SimCliError> {
+    let args = args.flags;
+    let cfg = config(&args);
+    let sim = Sim::start(cfg.clone()).await?;
+    // Handlers go in before the `listening on` line, so a script that signals as soon
+    // as it reads that line cannot kill the process uncleanly.
+    let stop = shutdown_signal().map_err(SimCliError::Signals)?;
+    print_settings(&args, &cfg, &sim);
+    stop.await;
+    println!("shutting down");
+    sim.shutdown().await;
     Ok(())
+}
+
+fn config(args: &SimFlags) -> SimConfig {
+    let any_limit = args.rate_limit_light.is_some()
+        || args.rate_limit_medium.is_some()
+        || args.rate_limit_heavy.is_some();
+    let rate_limits = any_limit.then(|| RateLimits {
+        light_per_second: args.rate_limit_light.unwrap_or(PRO_LIGHT),
+        medium_per_second: args.rate_limit_medium.unwrap_or(PRO_MEDIUM),
+        heavy_per_second: args.rate_limit_heavy.unwrap_or(PRO_HEAVY),
+    });
+    SimConfig {
+        listen: args.listen,
+        apps: vec![SimApp {
+            client_id: args.client_id.clone(),
+            client_secret: args.client_secret.clone(),
+        }],
+        account_id: args.account_id.clone(),
+        user_token_ttl: Duration::from_secs(args.token_ttl),
+        s2s_token_ttl: Duration::from_secs(args.s2s_token_ttl),
+        invalidate_previous_access: !args.keep_previous_access,
+        legacy_s2s: args.legacy_s2s,
+        allow_query_params: !args.no_query_params,
+        rate_limits,
+        token_faults: faults(
+            args.token_latency_ms,
+            args.token_error_rate,
+            args.token_reset_rate,
+        ),
+        api_faults: faults(
+            args.api_latency_ms,
+            args.api_error_rate,
+            args.api_reset_rate,
+        ),
+        tls: args.tls_ca_out.clone(),
+        api_url: args.api_url.clone(),
+        check_tokens: !args.no_token_checks,
+        ..SimConfig::default()
+    }
+}
+
+fn faults(latency_ms: u64, error_rate: f64, reset_rate: f64) -> Faults {
+    Faults {
+        latency: Duration::from_millis(latency_ms),
+        error_rate,
+        reset_rate,
+    }
+}
+
+/// The effective settings, on stdout so scripts can read the bound address from the
+/// `listening on` line. The client secret is not echoed.
+fn print_settings(args: &SimFlags, cfg: &SimConfig, sim: &SimHandle) {
+    println!("grantmux sim: a local imitation of Zoom's OAuth and REST API");
+    println!("listening on {}", sim.base_url());
+    if let Some(ca) = sim.ca_pem_path() {
+        println!("CA certificate: {}", ca.display());
+    }
+    println!("client id: {}", args.client_id);
+    println!("client secret: (from --client-secret)");
+    println!(
+        "account id: {}  default user: {}",
+        cfg.account_id, cfg.default_user
+    );
+    println!(
+        "token ttl: {}s user, {}s s2s; refresh kills previous access: {}; legacy s2s: {}",
+        args.token_ttl, args.s2s_token_ttl, cfg.invalidate_previous_access, cfg.legacy_s2s
+    );
+    println!(
+        "query-string token params: {}; token checks: {}",
+        cfg.allow_query_params, cfg.check_tokens
+    );
+    match &cfg.rate_limits {
+        Some(r) => println!(
+            "rate limits per second: light {} medium {} heavy {}",
+            r.light_per_second, r.medium_per_second, r.heavy_per_second
+        ),
+        None => println!("rate limits: off"),
+    }
+    println!("token faults: {:?}", cfg.token_faults);
+    println!("api faults: {:?}", cfg.api_faults);
+}
+
+/// Registers the Ctrl-C and SIGTERM handlers now; the future resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
 }

@@ -243,16 +243,60 @@ impl Grants {
         token
     }
 
-    /// Drops expired tokens. Runs when the map doubles, so its cost is amortised.
+    /// Drops expired tokens in one pass over each map (no per-token `retain`, which
+    /// would be quadratic for a client holding many S2S tokens). Runs when the map has
+    /// doubled since the last purge, so its cost is amortised.
     fn purge(&mut self, now_ms: u64) {
-        let expired: Vec<String> = self
-            .tokens
-            .iter()
-            .filter(|(_, e)| now_ms >= e.expires_ms)
-            .map(|(t, _)| t.clone())
-            .collect();
-        expired.iter().for_each(|t| self.remove_token(t));
-        self.grants.retain(|_, g| !g.tokens.is_empty());
+        self.tokens.retain(|_, e| now_ms < e.expires_ms);
+        let live = &self.tokens;
+        self.grants.retain(|_, g| {
+            g.tokens.retain(|t| live.contains_key(t));
+            !g.tokens.is_empty()
+        });
         self.purge_at = (self.tokens.len() * 2).max(MIN_PURGE_AT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Ttls = Ttls {
+        access_ms: 1_000,
+        refresh_ms: 10_000,
+    };
+
+    fn user() -> GrantKey {
+        GrantKey::User {
+            client_id: "c".into(),
+            user: "u".into(),
+        }
+    }
+
+    #[test]
+    fn purged_tokens_still_read_as_expired() {
+        let mut g = Grants::new("acc", "owner");
+        let pair = g.authorize(&user(), 0, TTL);
+        assert_eq!(g.check_access(&pair.access, 999), Ok(&user()));
+        g.purge(1_000);
+        assert_eq!(
+            g.check_access(&pair.access, 1_000),
+            Err(AccessError::Expired)
+        );
+        assert_eq!(g.check_access("x.y.z", 1_000), Err(AccessError::Invalid));
+        // The refresh token outlived the purge and still rotates.
+        assert!(g.refresh("c", &pair.refresh, 1_000, TTL, true).is_some());
+    }
+
+    #[test]
+    fn purge_keeps_live_s2s_tokens() {
+        let mut g = Grants::new("acc", "owner");
+        let old = g.issue_s2s("c", 0, 1_000, false);
+        let live = g.issue_s2s("c", 1_000, 1_000, false);
+        g.purge(1_200);
+        assert_eq!(g.check_access(&old, 1_200), Err(AccessError::Expired));
+        assert!(g.check_access(&live, 1_200).is_ok());
+        assert!(g.revoke("c", &live));
+        assert_eq!(g.check_access(&live, 1_200), Err(AccessError::Invalid));
     }
 }

@@ -224,3 +224,17 @@ async fn echo_streams_a_50_mib_body() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn shutdown_stops_accepting() {
+    let f = start_default().await;
+    let addr = f.sim.addr();
+    assert_eq!(
+        f.send(f.request(Method::GET, "/_sim/stats", None, ""))
+            .await
+            .status,
+        200
+    );
+    f.sim.clone().shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
