@@ -291,7 +291,7 @@ async fn metrics_show_requests_latency_token_calls_and_expiry() {
     assert_eq!(get(&h, "/v2/users/me", USER_KEY).await.status, 200);
     let m = metrics(&h).await;
     assert!(
-        sample(&m, "grantmux_requests_total{route=\"Api\",status=\"200\"}").unwrap_or(0.0) >= 2.0,
+        sample(&m, "grantmux_requests_total{route=\"api\",status=\"200\"}").unwrap_or(0.0) >= 2.0,
         "{m}"
     );
     assert!(
