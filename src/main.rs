@@ -115,6 +115,7 @@ fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("GRANTMUX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
