@@ -121,6 +121,7 @@ impl Running {
                 stopped(shutdown_rx.clone()),
             )),
             tokio::spawn(registry.clone().keepalive_loop()),
+            tokio::spawn(registry.clone().follow_changes()),
         ];
         tracing::info!(proxy = %proxy_addr, admin = %admin_addr, grants = registry.len(), "grantmux started");
         Ok(Self {

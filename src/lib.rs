@@ -34,6 +34,7 @@ pub mod body;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod grants;
 pub mod harness;
 pub mod metrics;

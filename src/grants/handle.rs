@@ -24,6 +24,7 @@ use super::vtoken::Signer;
 use super::{GrantKey, Subject};
 use crate::clock::{Clock, UnixMillis};
 use crate::config;
+use crate::failpoint;
 use crate::metrics::Metrics;
 use crate::oauth::{TokenResponse, ZoomTokenClient, ZoomTokenError};
 use crate::store::{GrantStore, StoreError};
@@ -79,7 +80,14 @@ struct Flight {
     failures: u32,
     retry_at_ms: UnixMillis,
     last_error: Option<TokenError>,
+    /// Since when Zoom has refused our refresh token while another replica's
+    /// refresh was left unfinished: its rotated token may still be written.
+    limbo_since_ms: Option<UnixMillis>,
 }
+
+/// How long to wait for an interrupted replica to write the token it rotated
+/// before calling the grant dead. Past a lease or two, that replica is gone.
+const LIMBO_MAX_MS: u64 = 5 * 60 * 1000;
 
 /// Counts an attempt when dropped, whichever way the attempt ended.
 struct AttemptDone<'a>(&'a AtomicU64);
@@ -100,6 +108,7 @@ impl GrantHandle {
                 failures: 0,
                 retry_at_ms: 0,
                 last_error: None,
+                limbo_since_ms: None,
             }),
             attempts: AtomicU64::new(0),
             background: AtomicBool::new(false),
@@ -180,32 +189,70 @@ impl GrantHandle {
     /// old pair, so there is nothing to keep; the grant is alive again.
     pub async fn adopt(self: &Arc<Self>, tokens: &TokenResponse) -> Arc<Current> {
         let mut flight = self.flight.lock().await;
+        // Other replicas must not refresh the pair being replaced meanwhile.
+        let _lease = self.ctx.store.lock(&self.key).await;
+        self.reread(&mut flight).await;
         let now = self.ctx.clock.now_ms();
         let new = flight.record.rotated(tokens, now);
-        self.persist(&new).await;
+        let new = self.persist(new).await;
         self.install(&mut flight, new);
+        let _ = self.ctx.store.announce(&self.key).await;
         self.current.load_full()
     }
 
     /// Adds a caller binding and persists it before returning.
     pub async fn add_binding(self: &Arc<Self>, binding: Binding) -> Result<(), StoreError> {
         let mut flight = self.flight.lock().await;
-        if flight.record.live_bindings().any(|b| b.id == binding.id) {
-            return Ok(());
-        }
-        let next = flight.record.with_binding(binding);
-        self.ctx.store.save(&next).await?;
-        self.replace_record(&mut flight, next);
-        Ok(())
+        self.update(&mut flight, |g| {
+            if g.live_bindings().any(|b| b.id == binding.id) {
+                None
+            } else {
+                Some(g.with_binding(binding.clone()))
+            }
+        })
+        .await
     }
 
     /// Revokes a binding; returns how many live bindings remain.
     pub async fn revoke_binding(self: &Arc<Self>, id: &str) -> Result<usize, StoreError> {
         let mut flight = self.flight.lock().await;
-        let next = flight.record.with_revoked(id);
-        self.ctx.store.save(&next).await?;
-        self.replace_record(&mut flight, next);
+        self.update(&mut flight, |g| Some(g.with_revoked(id)))
+            .await?;
         Ok(flight.record.live_bindings().count())
+    }
+
+    /// Writes `change` of the record (bindings only; tokens stay as they are).
+    /// On a version conflict another replica wrote first: re-read and re-apply.
+    async fn update(
+        &self,
+        flight: &mut Flight,
+        change: impl Fn(&Grant) -> Option<Grant>,
+    ) -> Result<(), StoreError> {
+        let mut tries = 0;
+        loop {
+            let Some(next) = change(&flight.record) else {
+                return Ok(());
+            };
+            match self.ctx.store.save(&next).await {
+                Ok(()) => {
+                    self.replace_record(flight, next);
+                    let _ = self.ctx.store.announce(&self.key).await;
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. }) if tries < 3 => {
+                    tries += 1;
+                    self.reread(flight).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Reloads the grant from the store if it holds a newer version; another
+    /// replica announced a change.
+    pub async fn sync_from_store(&self) {
+        let mut flight = self.flight.lock().await;
+        self.reread(&mut flight).await;
     }
 
     /// Does binding `id` exist, unrevoked? One atomic load.
@@ -249,6 +296,13 @@ impl GrantHandle {
     ) -> Result<Arc<Current>, TokenError> {
         let _done = AttemptDone(&self.attempts);
         let started = Instant::now();
+        // Across replicas, one refresher per grant: without the lock, never call Zoom.
+        let _lease = match self.ctx.store.lock(&self.key).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                return Err(self.failed(flight, format!("cannot take the refresh lock: {error}")))
+            }
+        };
         if self.reread(flight).await {
             let cur = self.current.load_full();
             let now = self.ctx.clock.now_ms();
@@ -256,15 +310,26 @@ impl GrantHandle {
                 return usable(cur, now, flight);
             }
         }
+        let interrupted = match self.ctx.store.begin_refresh(&self.key).await {
+            Ok(interrupted) => interrupted,
+            Err(error) => {
+                return Err(self.failed(flight, format!("cannot record the refresh: {error}")))
+            }
+        };
+        failpoint::hit("before_zoom");
         let (kind, result) = self.call_zoom(&flight.record).await;
+        failpoint::hit("after_zoom");
         let label = result.as_ref().map_or_else(ZoomTokenError::label, |_| "ok");
         self.ctx.metrics.token_call(kind, label);
         let now = self.ctx.clock.now_ms();
         match result {
             Ok(tokens) => {
-                let new = flight.record.rotated(&tokens, now);
-                self.persist(&new).await;
+                let new = self.persist(flight.record.rotated(&tokens, now)).await;
+                failpoint::hit("after_write");
                 self.install(flight, new);
+                let _ = self.ctx.store.end_refresh(&self.key).await;
+                let _ = self.ctx.store.announce(&self.key).await;
+                failpoint::hit("after_publish");
                 self.ctx
                     .metrics
                     .refresh_seconds
@@ -272,16 +337,25 @@ impl GrantHandle {
                 tracing::info!(grant = %self.id, version = flight.record.version, "token refreshed");
                 Ok(self.current.load_full())
             }
-            Err(error) if error.is_invalid_grant() => self.on_invalid_grant(flight).await,
+            Err(error) if error.is_invalid_grant() => {
+                self.on_invalid_grant(flight, interrupted).await
+            }
             Err(error) => {
-                flight.failures = flight.failures.saturating_add(1);
-                let wait = backoff(&self.ctx.refresh, flight.failures);
-                flight.retry_at_ms = now + wait.as_millis() as u64;
-                flight.last_error = Some(TokenError::Unavailable(error.to_string()));
-                tracing::warn!(grant = %self.id, %error, retry_in = ?wait, "refresh failed; will retry");
-                Err(last_error(flight))
+                let _ = self.ctx.store.end_refresh(&self.key).await;
+                Err(self.failed(flight, error.to_string()))
             }
         }
+    }
+
+    /// Records a failed attempt and schedules the next one (capped, jittered backoff).
+    fn failed(&self, flight: &mut Flight, reason: String) -> TokenError {
+        let now = self.ctx.clock.now_ms();
+        flight.failures = flight.failures.saturating_add(1);
+        let wait = backoff(&self.ctx.refresh, flight.failures);
+        flight.retry_at_ms = now + wait.as_millis() as u64;
+        tracing::warn!(grant = %self.id, error = %reason, retry_in = ?wait, "refresh failed; will retry");
+        flight.last_error = Some(TokenError::Unavailable(reason));
+        last_error(flight)
     }
 
     /// Loads the stored grant; adopts it if another writer got further. Returns
@@ -326,20 +400,37 @@ impl GrantHandle {
 
     /// Zoom refused the refresh token. Another writer may have rotated it first:
     /// re-read, and only if the store has nothing newer, declare the grant dead.
+    /// If another replica's refresh was left unfinished (it froze or crashed
+    /// after calling Zoom), its rotated token may still arrive: wait a while.
     async fn on_invalid_grant(
         self: &Arc<Self>,
         flight: &mut Flight,
+        interrupted: bool,
     ) -> Result<Arc<Current>, TokenError> {
         if self.reread(flight).await && !flight.record.is_dead() {
             tracing::info!(grant = %self.id, "invalid_grant was a lost race; using the newer grant");
+            let _ = self.ctx.store.end_refresh(&self.key).await;
             return Ok(self.current.load_full());
+        }
+        let now = self.ctx.clock.now_ms();
+        if interrupted {
+            let since = *flight.limbo_since_ms.get_or_insert(now);
+            if now.saturating_sub(since) < LIMBO_MAX_MS {
+                // Leave the refresh marked unfinished, so the next attempt knows too.
+                return Err(self.failed(
+                    flight,
+                    "another replica rotated the token and has not stored it yet".into(),
+                ));
+            }
         }
         let dead = flight
             .record
             .killed("Zoom answered invalid_grant to the refresh token");
         tracing::error!(grant = %self.id, "grant is dead: Zoom refused its refresh token; the user must authorize again");
-        self.persist(&dead).await;
+        let dead = self.persist(dead).await;
         self.install(flight, dead);
+        let _ = self.ctx.store.end_refresh(&self.key).await;
+        let _ = self.ctx.store.announce(&self.key).await;
         Err(TokenError::Dead)
     }
 
@@ -350,6 +441,7 @@ impl GrantHandle {
         flight.failures = 0;
         flight.retry_at_ms = 0;
         flight.last_error = None;
+        flight.limbo_since_ms = None;
     }
 
     /// Swaps the record and its binding indexes; the published token is untouched.
@@ -359,26 +451,56 @@ impl GrantHandle {
         flight.record = record;
     }
 
-    /// Writes `record` durably. On failure the new tokens stay in memory (they are
-    /// the only valid ones now) and a retry loop keeps writing until it lands.
-    async fn persist(self: &Arc<Self>, record: &Grant) {
+    /// Writes `record` durably and returns what to install. On failure the new
+    /// tokens stay in memory (they are the only valid ones now) and a retry loop
+    /// keeps writing until it lands.
+    ///
+    /// A version conflict means another replica wrote while we were calling Zoom
+    /// (our lease lapsed). Zoom just accepted our call, so our tokens are the
+    /// newest unless the stored grant was authorized again after we called:
+    /// rebase ours onto the stored version, or take theirs.
+    async fn persist(self: &Arc<Self>, record: Grant) -> Grant {
         let started = Instant::now();
-        match self.ctx.store.save(record).await {
-            Ok(()) => {
-                self.ctx
-                    .metrics
-                    .persist_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                self.unpersisted.store(false, Ordering::Release);
-            }
-            Err(error) => {
-                tracing::error!(grant = %self.id, %error, "ROTATED REFRESH TOKEN NOT PERSISTED; keeping it in memory and retrying");
-                if !self.unpersisted.swap(true, Ordering::AcqRel) {
-                    let this = self.clone();
-                    tokio::spawn(async move { this.retry_persist().await });
+        let mut record = record;
+        for _ in 0..3 {
+            match self.ctx.store.save(&record).await {
+                Ok(()) => {
+                    self.ctx
+                        .metrics
+                        .persist_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    self.unpersisted.store(false, Ordering::Release);
+                    return record;
+                }
+                Err(StoreError::Conflict { stored, .. }) => {
+                    match self.ctx.store.load(&self.key).await {
+                        Ok(Some(theirs))
+                            if theirs.refreshed_at_ms > record.refreshed_at_ms
+                                && !theirs.is_dead() =>
+                        {
+                            tracing::info!(grant = %self.id, "a newer authorization was stored meanwhile; taking it");
+                            return theirs;
+                        }
+                        _ => {
+                            tracing::warn!(grant = %self.id, stored, "store moved on while we called Zoom; rebasing our newer tokens");
+                            record.version = stored.max(record.version) + 1;
+                            if let Ok(Some(theirs)) = self.ctx.store.load(&self.key).await {
+                                record.bindings = merge_bindings(&theirs, &record);
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(grant = %self.id, %error, "ROTATED REFRESH TOKEN NOT PERSISTED; keeping it in memory and retrying");
+                    if !self.unpersisted.swap(true, Ordering::AcqRel) {
+                        let this = self.clone();
+                        tokio::spawn(async move { this.retry_persist().await });
+                    }
+                    return record;
                 }
             }
         }
+        record
     }
 
     fn ahead_ms(&self) -> u64 {
@@ -470,6 +592,18 @@ fn adopted_list(record: &Grant) -> Vec<(String, String)> {
         .live_bindings()
         .filter_map(|b| b.adopted_from.clone().map(|h| (h, b.id.clone())))
         .collect()
+}
+
+/// Bindings of both records: those another replica added while we were busy survive.
+fn merge_bindings(theirs: &Grant, ours: &Grant) -> Vec<Binding> {
+    let mut merged = theirs.bindings.clone();
+    for b in &ours.bindings {
+        match merged.iter_mut().find(|m| m.id == b.id) {
+            Some(m) => m.revoked |= b.revoked,
+            None => merged.push(b.clone()),
+        }
+    }
+    merged
 }
 
 /// The snapshot readers see for `record`.

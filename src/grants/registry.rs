@@ -57,6 +57,62 @@ impl Registry {
         self.get(&key)
     }
 
+    /// Like [`Registry::get_by_id`], but asks the store when this process does
+    /// not know the grant or binding yet: another replica may have just made it.
+    pub async fn find_binding(&self, id: &str, binding: &str) -> Option<Arc<GrantHandle>> {
+        if let Some(grant) = self.get_by_id(id).filter(|g| g.binding_is_live(binding)) {
+            return Some(grant);
+        }
+        let (client_id, subject) = id.split_once('/')?;
+        let key = GrantKey::new(client_id, subject.parse().ok()?);
+        self.reload(&key).await;
+        self.get(&key).filter(|g| g.binding_is_live(binding))
+    }
+
+    /// Brings `key` up to date with the store: loads a grant this process has
+    /// not seen, or syncs one it has.
+    pub async fn reload(&self, key: &GrantKey) {
+        if let Some(grant) = self.get(key) {
+            grant.sync_from_store().await;
+            return;
+        }
+        if let Ok(Some(stored)) = self.ctx.store.load(key).await {
+            for hash in stored
+                .live_bindings()
+                .filter_map(|b| b.adopted_from.clone())
+            {
+                self.adopted.insert(hash, key.clone());
+            }
+            self.grants
+                .entry(key.clone())
+                .or_insert_with(|| GrantHandle::new(stored, self.ctx.clone()));
+        }
+    }
+
+    /// Follows other replicas' announcements until shutdown.
+    pub async fn follow_changes(self: Arc<Self>) {
+        let Some(mut changes) = self.ctx.store.changes() else {
+            return;
+        };
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            let changed = tokio::select! {
+                changed = changes.recv() => changed,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match changed {
+                Ok(key) => self.reload(&key).await,
+                // Missed some: everything may have moved.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    for grant in self.all() {
+                        grant.sync_from_store().await;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
     /// The grant and binding that adopted the legacy refresh token hashed `hash`.
     pub fn find_adopted(&self, hash: &str) -> Option<(Arc<GrantHandle>, String)> {
         let key = self.adopted.get(hash)?.clone();

@@ -36,7 +36,7 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, ProxyError> {
-        let target = self.resolve(req.headers())?;
+        let target = self.resolve(req.headers()).await?;
         let (mut parts, body) = req.into_parts();
         parts.uri = self.upstream_uri(&parts.uri)?;
         // The pool picks HTTP/2 by ALPN where Zoom offers it; the caller's version is its own.
@@ -54,11 +54,11 @@ impl Proxy {
     }
 
     /// A virtual access token or a static caller key selects the grant.
-    fn resolve(&self, headers: &http::HeaderMap) -> Result<Target, ProxyError> {
+    async fn resolve(&self, headers: &http::HeaderMap) -> Result<Target, ProxyError> {
         let presented = headers::bearer(headers);
         if let Some(token) = presented {
             match self.registry.ctx().signer.verify(token) {
-                Ok(claims) => return self.resolve_virtual(&claims).map(Target::Grant),
+                Ok(claims) => return self.resolve_virtual(&claims).await.map(Target::Grant),
                 Err(VerifyError::Tampered) => return Err(ProxyError::InvalidToken),
                 Err(VerifyError::Foreign) => {}
             }
@@ -72,7 +72,7 @@ impl Proxy {
         Err(ProxyError::InvalidToken)
     }
 
-    fn resolve_virtual(&self, claims: &Claims) -> Result<Arc<GrantHandle>, ProxyError> {
+    async fn resolve_virtual(&self, claims: &Claims) -> Result<Arc<GrantHandle>, ProxyError> {
         if claims.typ != Kind::Access {
             return Err(ProxyError::InvalidToken);
         }
@@ -83,8 +83,8 @@ impl Proxy {
             return Err(ProxyError::ExpiredToken);
         }
         self.registry
-            .get_by_id(&claims.gid)
-            .filter(|g| g.binding_is_live(&claims.bid))
+            .find_binding(&claims.gid, &claims.bid)
+            .await
             .ok_or(ProxyError::InvalidToken)
     }
 

@@ -1,10 +1,12 @@
 //! Where grants live between restarts: `trait GrantStore` and its backends.
 //!
 //! The refresher is the only writer of a grant. Every write carries the grant's
-//! new version, and a store refuses a write whose version is not exactly one
-//! more than what it holds ([`StoreError::Conflict`]): this is the fence that
-//! lets several replicas share one store. Stores that live in this process
-//! (memory, file) need no lock beyond the refresher's own single-flight mutex.
+//! new version, and a store refuses a write whose version is not above the one
+//! it holds ([`StoreError::Conflict`]): this is the fence that lets several
+//! replicas share one store. Stores that live in this process (memory, file)
+//! need no lock beyond the refresher's own single-flight mutex, so the
+//! cross-replica hooks (`lock`, `begin_refresh`, `announce`, `changes`) default
+//! to doing nothing.
 
 mod memory;
 
@@ -35,6 +37,60 @@ pub trait GrantStore: Send + Sync + std::fmt::Debug + 'static {
     /// tokens outlive a restart. `None`: a random key per process (memory store).
     fn signing_key(&self) -> Option<[u8; 32]> {
         None
+    }
+
+    /// Takes the grant's refresh lock across replicas, waiting while another
+    /// replica holds it. The lock lasts until the [`Lease`] is dropped.
+    fn lock<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, Lease> {
+        Box::pin(async { Ok(Lease::local()) })
+    }
+
+    /// Called under the lock just before the refresh token goes to Zoom. Returns
+    /// whether an earlier holder started a refresh it never finished: its Zoom
+    /// call may have rotated the token without the store knowing yet.
+    fn begin_refresh<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, bool> {
+        Box::pin(async { Ok(false) })
+    }
+
+    /// The refresh begun by [`GrantStore::begin_refresh`] is written (or failed cleanly).
+    fn end_refresh<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Tells other replicas that `key` changed, so they reload it at once.
+    fn announce<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Grants other replicas changed, if this store can tell.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<GrantKey>> {
+        None
+    }
+}
+
+/// The right to refresh one grant, held until dropped. Stores that need to
+/// release something (a Redis lock) do it from `Drop`.
+pub struct Lease {
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl Lease {
+    /// No cross-process lock: the in-process mutex is enough.
+    pub fn local() -> Self {
+        Self { _held: None }
+    }
+
+    /// A lease whose `held` value releases the lock when dropped.
+    pub fn held(held: Box<dyn Send + Sync>) -> Self {
+        Self { _held: Some(held) }
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("held", &self._held.is_some())
+            .finish()
     }
 }
 
