@@ -44,6 +44,8 @@ pub struct OAuthEndpoint {
     authorize_url: String,
     /// One adoption at a time per legacy refresh token: Zoom accepts it once.
     legacy: DashMap<String, Arc<Mutex<()>>>,
+    /// One first mint at a time per Server-to-Server account.
+    first_mints: DashMap<GrantKey, Arc<Mutex<()>>>,
 }
 
 type Params = HashMap<String, String>;
@@ -69,6 +71,7 @@ impl OAuthEndpoint {
             public_url: config.listen.public_url.clone(),
             authorize_url: format!("{}/oauth/authorize", oauth.trim_end_matches('/')),
             legacy: DashMap::new(),
+            first_mints: DashMap::new(),
         }
     }
 
@@ -228,7 +231,10 @@ impl OAuthEndpoint {
         account_id: &str,
     ) -> Result<Response<Body>, OAuthError> {
         let key = GrantKey::new(client_id, Subject::Account(account_id.to_owned()));
-        let grant = self.registry.ensure(&key);
+        let grant = match self.registry.get(&key) {
+            Some(grant) => grant,
+            None => self.first_mint(&key, account_id).await?,
+        };
         grant.token().await?;
         if !grant.binding_is_live(S2S_BINDING) {
             let mut binding = new_binding("server-to-server callers", None);
@@ -236,6 +242,32 @@ impl OAuthEndpoint {
             self.registry.bind(&grant, binding).await?;
         }
         self.answer(&grant, S2S_BINDING, false)
+    }
+
+    /// The first token for an account grantmux holds no grant for, minted here
+    /// (single-flight) before any grant exists: an account Zoom refuses then gets
+    /// Zoom's own answer and leaves no grant behind, whose refresher would
+    /// otherwise retry the mint forever.
+    async fn first_mint(
+        &self,
+        key: &GrantKey,
+        account_id: &str,
+    ) -> Result<Arc<GrantHandle>, OAuthError> {
+        let lock = self.first_mints.entry(key.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        // Another caller may have minted it while this one waited.
+        if let Some(grant) = self.registry.get(key) {
+            return Ok(grant);
+        }
+        let minted = self.zoom.mint(&key.client_id, account_id).await;
+        let label = minted.as_ref().map_or_else(ZoomTokenError::label, |_| "ok");
+        self.registry.ctx().metrics.token_call("mint", label);
+        let result = match minted {
+            Ok(tokens) => Ok(self.registry.adopt(key, &tokens).await),
+            Err(error) => Err(error.into()),
+        };
+        self.first_mints.remove(key);
+        result
     }
 
     /// Learns whose tokens these are, then installs them as that subject's grant.
