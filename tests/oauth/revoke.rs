@@ -43,6 +43,8 @@ async fn by_default_revoking_never_reaches_zoom_and_other_bindings_keep_working(
         "Invalid Token!",
         "invalid_grant",
     );
+    // Revoking it again is answered as Zoom answers a revoke, and changes nothing.
+    assert_revoked(&revoke(&h, r).await);
     assert_eq!(support::grant_versions(&h).await, versions);
     assert_eq!(h.sim.stats(), stats);
 
@@ -65,6 +67,9 @@ async fn with_last_binding_policy_revoking_the_last_binding_revokes_at_zoom() {
     assert!(create_and_read(&h, &base, &n.access).await.is_ok());
 
     assert_revoked(&revoke(&h, &n.access).await);
+    assert_eq!(h.sim.stats().revoke_requests, 1);
+    // N revoking again (its refresh token this time) does not revoke at Zoom twice.
+    assert_revoked(&revoke(&h, n.refresh.as_deref().expect("refresh")).await);
     assert_eq!(h.sim.stats().revoke_requests, 1);
     assert!(
         h.sim.current_access_token(CLIENT, USER).is_none(),

@@ -149,7 +149,14 @@ async fn a_virtual_refresh_while_the_real_token_is_fresh_makes_no_call_to_zoom()
     h.clock.advance(Duration::from_secs(600));
     let mut last = t.clone();
     for _ in 0..3 {
-        last = tokens(&refresh(&h, &base, t.refresh.as_deref().expect("refresh")).await);
+        let a = refresh(&h, &base, t.refresh.as_deref().expect("refresh")).await;
+        assert_eq!(
+            a.json()["api_url"],
+            base,
+            "callers that follow api_url stay on grantmux"
+        );
+        assert_eq!(a.json()["token_type"], "bearer");
+        last = tokens(&a);
         assert_ne!(last.access, t.access);
     }
     assert_eq!(h.sim.stats(), before, "no request of any kind reached Zoom");
