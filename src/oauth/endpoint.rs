@@ -131,7 +131,8 @@ impl OAuthEndpoint {
                 .filter(|(g, _)| g.key().client_id == client_id)
                 .ok_or(OAuthError::InvalidToken)?,
         };
-        if binding != S2S_BINDING {
+        // Revoking a token twice succeeds (RFC 7009) and changes nothing the second time.
+        if binding != S2S_BINDING && grant.binding_is_live(&binding) {
             let remaining = grant.revoke_binding(&binding).await?;
             tracing::info!(grant = %grant.id(), remaining, "binding revoked");
             let policy = self
@@ -159,7 +160,7 @@ impl OAuthEndpoint {
             .finish();
         let tokens = self.zoom.post_form(client_id, form).await?;
         let grant = self.adopt(client_id, &tokens).await?;
-        let binding = new_binding("authorization_code", None);
+        let binding = self.new_binding("authorization_code", None);
         self.registry.bind(&grant, binding.clone()).await?;
         tracing::info!(grant = %grant.id(), "authorization adopted; new binding");
         self.answer(&grant, &binding.id, true)
@@ -200,7 +201,7 @@ impl OAuthEndpoint {
         let result = async {
             let tokens = self.zoom.refresh(client_id, &Secret::new(token)).await?;
             let grant = self.adopt(client_id, &tokens).await?;
-            let binding = new_binding("legacy refresh token", Some(hash.clone()));
+            let binding = self.new_binding("legacy refresh token", Some(hash.clone()));
             self.registry.bind(&grant, binding.clone()).await?;
             tracing::info!(grant = %grant.id(), "legacy refresh token adopted; new binding");
             self.answer(&grant, &binding.id, true)
@@ -237,7 +238,7 @@ impl OAuthEndpoint {
         };
         grant.token().await?;
         if !grant.binding_is_live(S2S_BINDING) {
-            let mut binding = new_binding("server-to-server callers", None);
+            let mut binding = self.new_binding("server-to-server callers", None);
             binding.id = S2S_BINDING.to_owned();
             self.registry.bind(&grant, binding).await?;
         }
@@ -285,6 +286,16 @@ impl OAuthEndpoint {
         };
         let key = GrantKey::new(client_id, Subject::User(user));
         Ok(self.registry.adopt(&key, tokens).await)
+    }
+
+    fn new_binding(&self, label: &str, adopted_from: Option<String>) -> Binding {
+        Binding {
+            id: random_id(),
+            label: label.to_owned(),
+            created_at_ms: self.registry.ctx().clock.now_ms(),
+            revoked: false,
+            adopted_from,
+        }
     }
 
     fn grant_for(&self, client_id: &str, gid: &str) -> Result<Arc<GrantHandle>, OAuthError> {
@@ -374,16 +385,6 @@ impl OAuthEndpoint {
         } else {
             Err(OAuthError::InvalidClient)
         }
-    }
-}
-
-fn new_binding(label: &str, adopted_from: Option<String>) -> Binding {
-    Binding {
-        id: random_id(),
-        label: label.to_owned(),
-        created_at_ms: 0,
-        revoked: false,
-        adopted_from,
     }
 }
 
