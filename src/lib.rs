@@ -21,6 +21,7 @@
 //! proxy/        classification, header rules, forwarding, replay on 401
 //! admin.rs      /healthz /readyz /metrics /grants
 //! sim/          the Zoom simulator (`grantmux sim`, and the test suite's upstream)
+//! demo.rs       `grantmux demo`: two systems, one Zoom user, without and with grantmux
 //! ```
 //!
 //! A request flows: listener → classify (`/oauth/*` or API) → resolve the caller's
@@ -33,6 +34,7 @@ pub mod app;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod failpoint;
 pub mod grants;

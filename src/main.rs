@@ -37,6 +37,12 @@ enum Command {
     },
     /// Run a local imitation of Zoom's OAuth and REST API.
     Sim(grantmux::sim::cli::SimArgs),
+    /// Two systems share one Zoom user, without and with grantmux: a side-by-side table.
+    Demo {
+        /// How long each of the two scenarios runs.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -47,11 +53,20 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The demo's output is its table; only warnings and errors go to the log.
+    let level = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info",
+    };
+    init_tracing(cli.log_format, level);
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
         Command::Sim(args) => run_async(grantmux::sim::cli::run(args)),
+        Command::Demo { seconds } => run_async(grantmux::demo::main(grantmux::demo::DemoOptions {
+            duration: std::time::Duration::from_secs(seconds),
+            ..Default::default()
+        })),
     }
 }
 
@@ -110,9 +125,10 @@ fn run_async<E: std::fmt::Display>(
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("GRANTMUX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("GRANTMUX_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -44,6 +44,8 @@ pub struct OAuthEndpoint {
     authorize_url: String,
     /// One adoption at a time per legacy refresh token: Zoom accepts it once.
     legacy: DashMap<String, Arc<Mutex<()>>>,
+    /// One first mint at a time per Server-to-Server account.
+    first_mints: DashMap<GrantKey, Arc<Mutex<()>>>,
 }
 
 type Params = HashMap<String, String>;
@@ -69,6 +71,7 @@ impl OAuthEndpoint {
             public_url: config.listen.public_url.clone(),
             authorize_url: format!("{}/oauth/authorize", oauth.trim_end_matches('/')),
             legacy: DashMap::new(),
+            first_mints: DashMap::new(),
         }
     }
 
@@ -128,7 +131,8 @@ impl OAuthEndpoint {
                 .filter(|(g, _)| g.key().client_id == client_id)
                 .ok_or(OAuthError::InvalidToken)?,
         };
-        if binding != S2S_BINDING {
+        // Revoking a token twice succeeds (RFC 7009) and changes nothing the second time.
+        if binding != S2S_BINDING && grant.binding_is_live(&binding) {
             let remaining = grant.revoke_binding(&binding).await?;
             tracing::info!(grant = %grant.id(), remaining, "binding revoked");
             let policy = self
@@ -156,7 +160,7 @@ impl OAuthEndpoint {
             .finish();
         let tokens = self.zoom.post_form(client_id, form).await?;
         let grant = self.adopt(client_id, &tokens).await?;
-        let binding = new_binding("authorization_code", None);
+        let binding = self.new_binding("authorization_code", None);
         self.registry.bind(&grant, binding.clone()).await?;
         tracing::info!(grant = %grant.id(), "authorization adopted; new binding");
         self.answer(&grant, &binding.id, true)
@@ -197,7 +201,7 @@ impl OAuthEndpoint {
         let result = async {
             let tokens = self.zoom.refresh(client_id, &Secret::new(token)).await?;
             let grant = self.adopt(client_id, &tokens).await?;
-            let binding = new_binding("legacy refresh token", Some(hash.clone()));
+            let binding = self.new_binding("legacy refresh token", Some(hash.clone()));
             self.registry.bind(&grant, binding.clone()).await?;
             tracing::info!(grant = %grant.id(), "legacy refresh token adopted; new binding");
             self.answer(&grant, &binding.id, true)
@@ -228,14 +232,43 @@ impl OAuthEndpoint {
         account_id: &str,
     ) -> Result<Response<Body>, OAuthError> {
         let key = GrantKey::new(client_id, Subject::Account(account_id.to_owned()));
-        let grant = self.registry.ensure(&key);
+        let grant = match self.registry.get(&key) {
+            Some(grant) => grant,
+            None => self.first_mint(&key, account_id).await?,
+        };
         grant.token().await?;
         if !grant.binding_is_live(S2S_BINDING) {
-            let mut binding = new_binding("server-to-server callers", None);
+            let mut binding = self.new_binding("server-to-server callers", None);
             binding.id = S2S_BINDING.to_owned();
             self.registry.bind(&grant, binding).await?;
         }
         self.answer(&grant, S2S_BINDING, false)
+    }
+
+    /// The first token for an account grantmux holds no grant for, minted here
+    /// (single-flight) before any grant exists: an account Zoom refuses then gets
+    /// Zoom's own answer and leaves no grant behind, whose refresher would
+    /// otherwise retry the mint forever.
+    async fn first_mint(
+        &self,
+        key: &GrantKey,
+        account_id: &str,
+    ) -> Result<Arc<GrantHandle>, OAuthError> {
+        let lock = self.first_mints.entry(key.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        // Another caller may have minted it while this one waited.
+        if let Some(grant) = self.registry.get(key) {
+            return Ok(grant);
+        }
+        let minted = self.zoom.mint(&key.client_id, account_id).await;
+        let label = minted.as_ref().map_or_else(ZoomTokenError::label, |_| "ok");
+        self.registry.ctx().metrics.token_call("mint", label);
+        let result = match minted {
+            Ok(tokens) => Ok(self.registry.adopt(key, &tokens).await),
+            Err(error) => Err(error.into()),
+        };
+        self.first_mints.remove(key);
+        result
     }
 
     /// Learns whose tokens these are, then installs them as that subject's grant.
@@ -253,6 +286,16 @@ impl OAuthEndpoint {
         };
         let key = GrantKey::new(client_id, Subject::User(user));
         Ok(self.registry.adopt(&key, tokens).await)
+    }
+
+    fn new_binding(&self, label: &str, adopted_from: Option<String>) -> Binding {
+        Binding {
+            id: random_id(),
+            label: label.to_owned(),
+            created_at_ms: self.registry.ctx().clock.now_ms(),
+            revoked: false,
+            adopted_from,
+        }
     }
 
     fn grant_for(&self, client_id: &str, gid: &str) -> Result<Arc<GrantHandle>, OAuthError> {
@@ -342,16 +385,6 @@ impl OAuthEndpoint {
         } else {
             Err(OAuthError::InvalidClient)
         }
-    }
-}
-
-fn new_binding(label: &str, adopted_from: Option<String>) -> Binding {
-    Binding {
-        id: random_id(),
-        label: label.to_owned(),
-        created_at_ms: 0,
-        revoked: false,
-        adopted_from,
     }
 }
 
