@@ -6,11 +6,13 @@
 //! lets several replicas share one store. Stores that live in this process
 //! (memory, file) need no lock beyond the refresher's own single-flight mutex.
 
+mod crypto;
 mod memory;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use self::crypto::{KeyError, StoreKey};
 pub use self::memory::MemoryStore;
 use crate::grants::{Grant, GrantKey};
 
