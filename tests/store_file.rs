@@ -167,6 +167,27 @@ async fn version_fence_refuses_stale_and_equal_versions() {
         .expect("a version jump is allowed");
 }
 
+#[tokio::test]
+async fn save_batch_is_fenced_and_all_or_nothing() {
+    let (dir, key) = (TempDir::new().expect("tempdir"), key_file());
+    let store = open(dir.path(), &key);
+    store.save(&grant(2, 5)).await.expect("save");
+    let err = store
+        .save_batch(&[grant(1, 1), grant(2, 3)])
+        .expect_err("stale");
+    assert!(
+        matches!(err, StoreError::Conflict { stored: 5, .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.load(&grant_key(1)).await.expect("load"), None);
+    store
+        .save_batch(&[grant(1, 1), grant(2, 6)])
+        .expect("batch");
+    let mut all = store.load_all().await.expect("load_all");
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(all, [grant(1, 1), grant(2, 6)]);
+}
+
 // === at rest ===
 
 #[tokio::test]
