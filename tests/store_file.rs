@@ -12,6 +12,7 @@ use grantmux::config::{Config, KeySource, StoreBackend};
 use grantmux::grants::{Grant, GrantKey, Subject};
 use grantmux::secret::Secret;
 use grantmux::store::{FileStore, GrantStore, StoreError, StoreKey, DB_FILE, KEY_FILE};
+use redb::ReadableTable as _;
 use tempfile::TempDir;
 
 /// Set by `kill_9_mid_save_loses_no_acknowledged_write` for its child process.
@@ -365,59 +366,99 @@ async fn garbage_or_truncated_database_is_refused_and_the_folder_is_untouched() 
     }
 }
 
-/// Flips a byte inside every stored copy of the value that follows `label` in a
-/// redb leaf page (values are laid out right after their keys).
-fn flip_value_after(db: &Path, label: &[u8]) {
-    let mut bytes = std::fs::read(db).expect("read");
-    let spots: Vec<usize> = (0..bytes.len() - label.len())
-        .filter(|&i| bytes[i..].starts_with(label))
-        .collect();
-    assert!(
-        !spots.is_empty(),
-        "{:?} not found",
-        String::from_utf8_lossy(label)
-    );
-    for at in spots {
-        bytes[at + label.len() + 20] ^= 0x01;
+/// Edits the raw records of `table` with redb directly, as damage or an attacker would.
+fn tamper(db: &Path, table: &str, edit: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>)) {
+    let db = redb::Database::open(db).expect("redb open");
+    let txn = db.begin_write().expect("write txn");
+    {
+        let mut table = txn
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new(table))
+            .expect("table");
+        edit(&mut table);
     }
-    std::fs::write(db, bytes).expect("write");
+    txn.commit().expect("commit");
+}
+
+fn flip_byte(table: &mut redb::Table<'_, &str, &[u8]>, id: &str) {
+    let mut value = table
+        .get(id)
+        .expect("get")
+        .expect("present")
+        .value()
+        .to_vec();
+    value[20] ^= 0x01;
+    table.insert(id, value.as_slice()).expect("insert");
 }
 
 #[tokio::test]
 async fn damaged_key_check_is_refused_and_the_folder_is_untouched() {
     let (dir, key) = (TempDir::new().expect("tempdir"), key_file());
     drop(open(dir.path(), &key));
-    flip_value_after(&dir.path().join(DB_FILE), b"key_check");
+    tamper(&dir.path().join(DB_FILE), "meta", |t| {
+        flip_byte(t, "key_check")
+    });
     let before = snapshot(dir.path());
     let err = FileStore::open(dir.path(), &key.source).expect_err("damaged key check");
     assert!(err.to_string().contains("damaged"), "{err}");
     assert_eq!(snapshot(dir.path()), before);
 }
 
+/// A flipped byte, and a record moved under another grant's id (the id is the
+/// associated data), are both refused with an error naming the grant.
 #[tokio::test]
-async fn damaged_grant_record_is_a_clear_error() {
+async fn damaged_or_swapped_grant_records_are_clear_errors() {
     let (dir, key) = (TempDir::new().expect("tempdir"), key_file());
     let store = open(dir.path(), &key);
-    store.save(&grant(1, 1)).await.expect("save");
-    store.save(&grant(2, 1)).await.expect("save");
+    store
+        .save_batch(&[grant(1, 1), grant(2, 1), grant(3, 1)])
+        .expect("save");
     drop(store);
-    flip_value_after(&dir.path().join(DB_FILE), grant_key(1).id().as_bytes());
+    tamper(&dir.path().join(DB_FILE), "grants", |t| {
+        flip_byte(t, &grant_key(1).id());
+        let sealed_3 = t
+            .get(grant_key(3).id().as_str())
+            .expect("get")
+            .expect("present")
+            .value()
+            .to_vec();
+        t.insert(grant_key(2).id().as_str(), sealed_3.as_slice())
+            .expect("swap");
+    });
     let store = open(dir.path(), &key);
-    for result in [
-        store.load_all().await.map(drop),
-        store.load(&grant_key(1)).await.map(drop),
-    ] {
-        match result {
+    for n in [1, 2] {
+        match store.load(&grant_key(n)).await {
             Err(e @ StoreError::Corrupt(_)) => {
-                assert!(e.to_string().contains(&grant_key(1).id()), "{e}")
+                assert!(e.to_string().contains(&grant_key(n).id()), "{e}")
             }
-            other => panic!("expected Corrupt, got {other:?}"),
+            other => panic!("grant {n}: expected Corrupt, got {other:?}"),
         }
     }
+    assert!(matches!(
+        store.load_all().await,
+        Err(StoreError::Corrupt(_))
+    ));
     assert_eq!(
-        store.load(&grant_key(2)).await.expect("load"),
-        Some(grant(2, 1))
+        store.load(&grant_key(3)).await.expect("load"),
+        Some(grant(3, 1))
     );
+}
+
+#[tokio::test]
+async fn load_all_spans_many_chunks_and_stops_on_a_damaged_one() {
+    let (dir, key) = (TempDir::new().expect("tempdir"), key_file());
+    let store = open(dir.path(), &key);
+    let grants: Vec<Grant> = (0..5000).map(|n| grant(n, 1)).collect();
+    store.save_batch(&grants).expect("batch");
+    assert_eq!(store.load_all().await.expect("load_all").len(), 5000);
+    drop(store);
+    tamper(&dir.path().join(DB_FILE), "grants", |t| {
+        flip_byte(t, &grant_key(4321).id())
+    });
+    let err = open(dir.path(), &key)
+        .load_all()
+        .await
+        .expect_err("damaged");
+    assert!(err.to_string().contains(&grant_key(4321).id()), "{err}");
 }
 
 // === durability ===
