@@ -17,7 +17,7 @@ use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
 use crate::serve::{serve, ServerLimits};
-use crate::store::{GrantStore, MemoryStore, StoreError};
+use crate::store::{FileStore, GrantStore, MemoryStore, StoreError};
 use crate::upstream::{self, TlsSetupError};
 
 /// Knobs for embedding grantmux (tests, `demo`); `serve` uses the defaults.
@@ -63,7 +63,7 @@ impl Running {
     pub async fn start(config: Config, options: StartOptions) -> Result<Self, StartError> {
         let store = match options.store {
             Some(store) => store,
-            None => open_store(&config)?,
+            None => open_store(&config).await?,
         };
         let client = upstream::client(config.zoom.ca_file.as_deref(), config.zoom.connect_timeout)?;
         let metrics = MetricsRegistry::new();
@@ -146,10 +146,17 @@ impl Running {
     }
 }
 
-fn open_store(config: &Config) -> Result<Arc<dyn GrantStore>, StartError> {
+async fn open_store(config: &Config) -> Result<Arc<dyn GrantStore>, StartError> {
     match &config.store.backend {
         StoreBackend::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreBackend::File { .. } => Err(StartError::UnsupportedBackend("file")),
+        StoreBackend::File { path } => {
+            // Opening reads (and after a crash, repairs) the database: blocking work.
+            let (path, key) = (path.clone(), config.store.key.clone());
+            let store = tokio::task::spawn_blocking(move || FileStore::open(&path, &key))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening the file store: {e}")))??;
+            Ok(Arc::new(store))
+        }
         StoreBackend::Redis { .. } => Err(StartError::UnsupportedBackend("redis")),
     }
 }

@@ -8,11 +8,16 @@
 //! cross-replica hooks (`lock`, `begin_refresh`, `announce`, `changes`) default
 //! to doing nothing.
 
+mod crypto;
+mod file;
 mod memory;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 
+pub use self::crypto::{KeyError, StoreKey};
+pub use self::file::{FileStore, DB_FILE, KEY_FILE};
 pub use self::memory::MemoryStore;
 use crate::grants::{Grant, GrantKey};
 
@@ -106,4 +111,13 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
+    /// The store key is missing, unreadable or malformed.
+    #[error("store key: {0}")]
+    Key(String),
+    /// The key check failed: the folder was written with another key. Nothing was changed.
+    #[error(
+        "{path} is encrypted with another key (or its key check record is damaged); \
+         start with the key it was written with"
+    )]
+    WrongKey { path: PathBuf },
 }
