@@ -68,6 +68,16 @@ impl StoreKey {
         base64::engine::general_purpose::STANDARD.encode(self.0)
     }
 
+    /// A separate key for another purpose (HMAC-SHA256 of `label`), so the
+    /// virtual-token signing key lives with the store key without being it.
+    pub fn derive(&self, label: &[u8]) -> [u8; KEY_LEN] {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn cipher(&self) -> Cipher {
         Cipher(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.0)))
     }

@@ -53,6 +53,8 @@ pub struct FileStore {
 struct Inner {
     db: Database,
     cipher: Cipher,
+    /// Derived from the store key, so virtual tokens survive a restart.
+    signing_key: [u8; 32],
     folder: PathBuf,
 }
 
@@ -88,11 +90,16 @@ impl FileStore {
     }
 
     fn open_unguarded(folder: &Path, key: &KeySource) -> Result<Self, StoreError> {
-        let (db, cipher) = open::open(folder, key)?;
+        let (db, cipher, signing_key) = open::open(folder, key)?;
         tracing::info!(folder = %folder.display(), "file store open");
         let folder = folder.to_owned();
         Ok(Self {
-            inner: Arc::new(Inner { db, cipher, folder }),
+            inner: Arc::new(Inner {
+                db,
+                cipher,
+                signing_key,
+                folder,
+            }),
         })
     }
 
@@ -122,6 +129,10 @@ impl std::fmt::Debug for FileStore {
 /// one B-tree lookup served from redb's or the OS's page cache, cheaper than the
 /// thread hop, so they run inline.
 impl GrantStore for FileStore {
+    fn signing_key(&self) -> Option<[u8; 32]> {
+        Some(self.inner.signing_key)
+    }
+
     fn load_all(&self) -> StoreFuture<'_, Vec<Grant>> {
         // Blocking, and itself spreads the decoding over scoped threads.
         let inner = self.inner.clone();

@@ -18,11 +18,17 @@ use crate::store::crypto::{Cipher, StoreKey};
 use crate::store::StoreError;
 
 /// Opens the database in `folder` (creating both if new) once the key check passes.
-pub(super) fn open(folder: &Path, key: &KeySource) -> Result<(Database, Cipher), StoreError> {
+/// Returns the database, its cipher and the key virtual tokens are signed with.
+pub(super) fn open(
+    folder: &Path,
+    key: &KeySource,
+) -> Result<(Database, Cipher, [u8; 32]), StoreError> {
     ensure_folder(folder)?;
     let db_path = folder.join(DB_FILE);
     let exists = exists(&db_path)?;
-    let cipher = resolve_key(key, folder, exists)?.cipher();
+    let key = resolve_key(key, folder, exists)?;
+    let cipher = key.cipher();
+    let signing = key.derive(b"grantmux virtual-token signing key v1");
     if !exists {
         create_database(&db_path, &cipher)?;
     }
@@ -33,7 +39,7 @@ pub(super) fn open(folder: &Path, key: &KeySource) -> Result<(Database, Cipher),
         .map_err(at(&db_path))?;
     // Again under redb's exclusive lock, in case the file changed in between.
     check_key(&db, &cipher, &db_path)?;
-    Ok((db, cipher))
+    Ok((db, cipher, signing))
 }
 
 fn ensure_folder(folder: &Path) -> Result<(), StoreError> {
