@@ -1,0 +1,6 @@
+//! Durability with real processes: restarts, `kill -9`, crashes at each step of a refresh.
+
+mod crash;
+mod kills;
+mod process;
+mod support;
