@@ -48,6 +48,33 @@ fn main() {
         }
         drop((grants, store));
     }
+    // The whole start-up as `grantmux serve` does it: open, load, build the registry
+    // (one published snapshot and refresher per grant), bind the listeners.
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let running = runtime.block_on(async {
+        let store = FileStore::open(&folder, &KeySource::Generated).expect("reopen");
+        let config = grantmux::config::Config::for_upstream(
+            "http://127.0.0.1:9".parse().expect("uri"),
+            Vec::new(),
+        );
+        let options = grantmux::app::StartOptions {
+            store: Some(std::sync::Arc::new(store)),
+            ..Default::default()
+        };
+        grantmux::app::Running::start(config, options)
+            .await
+            .expect("start")
+    });
+    let total = started.elapsed();
+    let rss_growth = rss_bytes().saturating_sub(rss_before);
+    println!(
+        "full start-up (open, load, registry, listeners): {total:.1?} (target <= 2 s); \
+         resident set +{} bytes per grant held (target <= 2048)",
+        rss_growth / GRANTS as u64
+    );
+    assert_eq!(running.registry.len(), GRANTS);
+    runtime.block_on(running.shutdown());
     let disk = folder_bytes(&folder);
     println!(
         "on disk: {disk} bytes, {} bytes per grant",

@@ -10,17 +10,24 @@
 //!
 //! ```text
 //! main.rs       thin CLI: parse, load config, init tracing, run, pick the exit code
-//! config.rs     proxy.toml: raw serde shape -> validated Config, typed errors
+//! app.rs        wiring: store, registry, upstream client, listeners; ordered shutdown
+//! config/       proxy.toml: raw serde shape -> validated Config, typed errors naming the key
 //! serve.rs      the one hyper accept loop: limits, TLS, graceful drain
 //! body.rs       the boxed body type shared by every path
+//! error.rs      ProxyError and OAuthError, and the one place each becomes an HTTP answer
+//! upstream.rs   the pooled rustls client to Zoom (webpki + system roots + zoom.ca_file)
 //! clock.rs      wall-clock time that tests can advance
 //! secret.rs     a string whose Debug prints "..."
-//! grants/       grant model, registry, single-flight refresher, virtual tokens
-//! store/        trait GrantStore and its backends
+//! grants/       grant model and bindings, registry, single-flight refresher, virtual tokens
+//! store/        trait GrantStore; memory, file (redb, AES-256-GCM) and their cross-replica hooks
 //! oauth/        the Zoom token client; the caller-facing token endpoint
-//! proxy/        classification, header rules, forwarding, replay on 401
+//! proxy/        classification, caller keys, header rules, forwarding, replay on 401
 //! admin.rs      /healthz /readyz /metrics /grants
+//! metrics.rs    every metric, registered once
+//! failpoint.rs  crash and freeze points for the durability tests
+//! signal.rs     SIGTERM / Ctrl-C
 //! sim/          the Zoom simulator (`grantmux sim`, and the test suite's upstream)
+//! harness.rs    simulator + grantmux on loopback: what demo, tests and benches run
 //! demo.rs       `grantmux demo`: two systems, one Zoom user, without and with grantmux
 //! ```
 //!

@@ -169,17 +169,18 @@ impl Registry {
         // Ten sweeps per keep-alive period, at most hourly, at least each minute.
         let every = (self.ctx.refresh.keepalive / 10)
             .clamp(Duration::from_secs(60), Duration::from_secs(3600));
+        // The first sweep runs at start-up: grants loaded from the store may be due.
         loop {
-            tokio::select! {
-                _ = self.ctx.clock.sleep(every) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
             let now = self.ctx.clock.now_ms();
             for grant in self.all() {
                 if grant.keepalive_due(now) {
                     tracing::info!(grant = %grant.id(), "keep-alive refresh");
                     let _ = grant.force_refresh().await;
                 }
+            }
+            tokio::select! {
+                _ = self.ctx.clock.sleep(every) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
             }
         }
     }

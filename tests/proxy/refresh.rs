@@ -320,3 +320,20 @@ async fn metrics_show_requests_latency_token_calls_and_expiry() {
         assert!(!m.contains(secret));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_user_grant_is_kept_alive() {
+    let h = Arc::new(support::start_default().await);
+    support::adopt_user(&h).await;
+    assert_eq!(h.sim.stats().token_requests.refresh_token, 0);
+    // Nobody calls for 31 days: the keep-alive sweep refreshes anyway, so the
+    // refresh token never lapses at Zoom.
+    h.clock.advance(Duration::from_secs(31 * 24 * 3600));
+    eventually("a keep-alive refresh", || {
+        h.sim.stats().token_requests.refresh_token == 1
+    })
+    .await;
+    assert_eq!(h.sim.stats().api_requests, 0, "no caller was involved");
+    assert_eq!(get(&h, "/v2/users/me", USER_KEY).await.status, 200);
+    assert_eq!(h.sim.stats().token_requests.refresh_token, 1);
+}
