@@ -53,7 +53,7 @@ impl Admin {
                 );
                 resp
             }
-            (&Method::GET, "/grants") => self.grants(),
+            (&Method::GET, "/grants") => self.grants().await,
             (&Method::POST, p) if p.starts_with("/grants/") && p.ends_with("/refresh") => {
                 let id = &p["/grants/".len()..p.len() - "/refresh".len()];
                 self.refresh(&percent_decode(id)).await
@@ -99,14 +99,12 @@ impl Admin {
         )
     }
 
-    fn grants(&self) -> Response<Body> {
+    async fn grants(&self) -> Response<Body> {
         let now = self.clock.now_ms();
-        let mut list: Vec<_> = self
-            .registry
-            .all()
-            .iter()
-            .map(|g| describe(g, now))
-            .collect();
+        let mut list = Vec::new();
+        for grant in self.registry.all() {
+            list.push(describe(&grant, now).await);
+        }
         list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         body::json(StatusCode::OK, &json!({ "grants": list }))
     }
@@ -135,14 +133,18 @@ impl Admin {
     }
 }
 
-fn describe(grant: &GrantHandle, now: u64) -> serde_json::Value {
+/// One grant for `/grants`: its record's version and bindings, its published token's state.
+async fn describe(grant: &GrantHandle, now: u64) -> serde_json::Value {
     let cur = grant.current();
+    let record = grant.record().await;
     let key = grant.key();
     json!({
         "id": grant.id(),
         "client_id": key.client_id,
         "subject": key.subject.to_string(),
-        "version": cur.version,
+        "version": record.version,
+        "bindings": record.live_bindings().count(),
+        "scope": record.scope,
         "state": if cur.dead.is_some() { "dead" } else if cur.bearer.is_none() { "empty" } else { "live" },
         "dead_reason": cur.dead,
         "access_token": if cur.bearer.is_some() { "(redacted)" } else { "" },
