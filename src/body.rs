@@ -30,7 +30,13 @@ where
 
 /// A JSON answer with the given status.
 pub fn json(status: http::StatusCode, value: &serde_json::Value) -> http::Response<Body> {
-    let mut resp = http::Response::new(full(value.to_string()));
+    json_of(status, value)
+}
+
+/// A JSON answer from any serializable value (fields keep their declared order).
+pub fn json_of<T: serde::Serialize>(status: http::StatusCode, value: &T) -> http::Response<Body> {
+    let text = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    let mut resp = http::Response::new(full(text));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -141,6 +141,18 @@ impl OAuthError {
             tracing::debug!(error = %self, "token request refused");
         }
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        body::json(status, &json!({ "reason": reason, "error": error }))
+        // Zoom's field order: reason, then error.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            reason: &'a str,
+            error: &'a str,
+        }
+        body::json_of(
+            status,
+            &Body {
+                reason: &reason,
+                error,
+            },
+        )
     }
 }

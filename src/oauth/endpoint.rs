@@ -50,6 +50,18 @@ pub struct OAuthEndpoint {
 
 type Params = HashMap<String, String>;
 
+/// A token answer with Zoom's fields in Zoom's order.
+#[derive(serde::Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    expires_in: u64,
+    scope: &'a str,
+    api_url: &'a str,
+}
+
 // === impl OAuthEndpoint ===
 
 impl OAuthEndpoint {
@@ -325,18 +337,17 @@ impl OAuthEndpoint {
         let access = ctx
             .signer
             .sign(&claims(Kind::Access, Some(now + VIRTUAL_ACCESS_TTL_SECS)));
-        let mut answer = json!({
-            "access_token": access.expose(),
-            "token_type": "bearer",
-            "expires_in": VIRTUAL_ACCESS_TTL_SECS,
-            "scope": grant.current().scope,
-            "api_url": self.public_url,
-        });
-        if with_refresh {
-            let refresh = ctx.signer.sign(&claims(Kind::Refresh, None));
-            answer["refresh_token"] = refresh.expose().into();
-        }
-        Ok(body::json(StatusCode::OK, &answer))
+        let refresh = with_refresh.then(|| ctx.signer.sign(&claims(Kind::Refresh, None)));
+        let scope = grant.current().scope.clone();
+        let answer = TokenAnswer {
+            access_token: access.expose(),
+            token_type: "bearer",
+            refresh_token: refresh.as_ref().map(Secret::expose),
+            expires_in: VIRTUAL_ACCESS_TTL_SECS,
+            scope: &scope,
+            api_url: &self.public_url,
+        };
+        Ok(body::json_of(StatusCode::OK, &answer))
     }
 
     /// Authenticates the app (HTTP Basic, constant-time) and reads the

@@ -221,29 +221,7 @@ async fn a_dead_grant_answers_401_is_reported_and_is_not_hammered() {
     let h = Arc::new(support::start_default().await);
     support::adopt_user(&h).await;
     // The user authorizes the app again elsewhere: Zoom revokes grantmux's pair.
-    let other = h
-        .sim
-        .issue_code(support::CLIENT, support::USER, "http://localhost/cb");
-    let form = format!(
-        "grant_type=authorization_code&code={other}&redirect_uri=http%3A%2F%2Flocalhost%2Fcb"
-    );
-    let basic = format!(
-        "Basic {}",
-        support::b64(&format!("{}:{}", support::CLIENT, support::SECRET))
-    );
-    let a = h
-        .call(
-            Method::POST,
-            &format!("{}/oauth/token", h.sim.base_url()),
-            &[
-                ("authorization", &basic),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            form,
-        )
-        .await
-        .expect("sim");
-    assert_eq!(a.status, 200);
+    support::authorize_at_sim(&h).await;
     h.clock.advance(HOUR);
     for _ in 0..50 {
         let a = get(&h, "/v2/users/me", USER_KEY).await;

@@ -56,6 +56,13 @@ pub(crate) async fn start_default() -> Harness {
 /// Authorizes `USER` at the simulator and installs the grant in grantmux, as
 /// the token endpoint would.
 pub(crate) async fn adopt_user(h: &Harness) {
+    let tokens = authorize_at_sim(h).await;
+    h.gmx.registry.adopt(&user_key(), &tokens).await;
+}
+
+/// `USER` authorizes the app straight at the simulator (no grantmux): Zoom then
+/// revokes every earlier token of the pair.
+pub(crate) async fn authorize_at_sim(h: &Harness) -> TokenResponse {
     let code = h.sim.issue_code(CLIENT, USER, REDIRECT);
     let form = form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
@@ -76,8 +83,7 @@ pub(crate) async fn adopt_user(h: &Harness) {
         .await
         .expect("sim answers");
     assert_eq!(answer.status, 200, "{:?}", answer.body);
-    let tokens: TokenResponse = serde_json::from_slice(&answer.body).expect("token answer");
-    h.gmx.registry.adopt(&user_key(), &tokens).await;
+    serde_json::from_slice(&answer.body).expect("token answer")
 }
 
 pub(crate) fn b64(s: &str) -> String {
