@@ -106,10 +106,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
 fn run_async<E: std::fmt::Display>(
     fut: impl std::future::Future<Output = Result<(), E>>,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("cannot start the runtime: {error}");
@@ -123,6 +120,26 @@ fn run_async<E: std::fmt::Display>(
             ExitCode::FAILURE
         }
     }
+}
+
+/// `GRANTMUX_WORKER_THREADS=N` sizes the runtime; unset, one worker per core.
+/// `1` runs everything on one thread (a current-thread runtime), as a one-worker
+/// nginx or HAProxy does: the benchmarks pin it to one core.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = std::env::var("GRANTMUX_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0);
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {

@@ -17,6 +17,15 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Drops hop-by-hop headers, including every header the `Connection` header names.
 /// `Transfer-Encoding` goes too: hyper frames the outgoing message itself.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them. One pass over the names costs less than
+    // ten hashed removals. A header named in `Connection` exists only alongside a
+    // `Connection` header, which the pass finds.
+    let any = headers
+        .keys()
+        .any(|name| name == header::TRANSFER_ENCODING || HOP_BY_HOP.contains(name));
+    if !any {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -70,6 +79,23 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn strips_a_lone_hop_by_hop_header_and_keeps_clean_maps_whole() {
+        for name in [header::TRANSFER_ENCODING, header::TE, header::UPGRADE] {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            strip_hop_by_hop(&mut h);
+            assert!(!h.contains_key(&name), "{name} kept");
+            assert_eq!(h.len(), 1);
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
     }
 
     #[test]

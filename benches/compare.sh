@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Run with: benches/compare.sh [REPORT.md]
+#
+# One command on a fresh Debian machine with Rust: installs nginx, HAProxy, wrk and
+# oha, builds grantmux in release, runs the refresh figures (benches/refresh.rs),
+# then grantmux, nginx, HAProxy and a direct connection side by side
+# (benches/compare.py), and writes the Markdown report (default
+# benches/results/latest.md). Tune with ROUNDS, SAT_SECS, LAT_SECS, RATES, CONNS,
+# PROXY_CPU and LOAD_CPU; the defaults finish in about 6 minutes once built.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+report=${1:-benches/results/latest.md}
+mkdir -p "$(dirname "$report")"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+need_apt=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v taskset >/dev/null || need_apt+=(util-linux)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing ${need_apt[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+# Debian starts the packaged services; they would share the cores under test.
+for svc in nginx haproxy; do
+    if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+        systemctl stop "$svc" || true
+    fi
+done
+
+# oha and the release build compile in parallel: both are CPU-bound, but the
+# linker and the build scripts leave gaps the other fills.
+oha_pid=
+if ! command -v oha >/dev/null; then
+    echo "building oha (cargo install oha --locked)" >&2
+    cargo install oha --locked >/tmp/grantmux-oha-install.log 2>&1 &
+    oha_pid=$!
+fi
+echo "building grantmux (release)" >&2
+cargo build --release --locked --bin grantmux --example bench_upstream --bench refresh >&2
+if [ -n "$oha_pid" ] && ! wait "$oha_pid"; then
+    echo "cargo install oha failed; see /tmp/grantmux-oha-install.log" >&2
+    exit 1
+fi
+
+refresh_md=$(mktemp)
+echo "refresh figures (cargo bench --bench refresh)" >&2
+cargo bench --locked --bench refresh 2>/dev/null | grep '^|' >"$refresh_md"
+
+echo "comparison (benches/compare.py)" >&2
+python3 benches/compare.py "$report" "$refresh_md"
+rm -f "$refresh_md"
+echo "report written to $report" >&2
