@@ -30,13 +30,17 @@ async fn holder_frozen_before_zoom_gets_invalid_grant_as_a_lost_race() {
     assert_eq!(
         (status, &took_over["version"]),
         (200, &Value::from(v0 + 1)),
-        "{took_over}"
+        "{took_over}\n{:?}\n{}",
+        cluster.sim.stats(),
+        logs(&[&a, &b, &c])
     );
     a.resume();
     let (status, woke) = a_refresh.await.expect("A's refresh");
     assert_eq!(status, 200, "A after the lost race: {woke}");
     assert_eq!(woke["version"], v0 + 1, "A adopted B's rotation: {woke}");
-    assert!(a.logged("invalid_grant was a lost race"), "{:#?}", a.log());
+    wait_for("A to log the lost race", || {
+        a.logged("invalid_grant was a lost race")
+    });
 
     let (_, failures) = load.stop().await;
     assert!(failures.is_empty(), "caller failures: {failures:#?}");
@@ -78,7 +82,13 @@ async fn holder_frozen_after_zoom_stores_its_rotation_late() {
 
     let a_refresh = freeze_in_refresh(&cluster, &a).await;
     let (status, limbo) = b.force_refresh(http, USER_GRANT).await;
-    assert_eq!(status, 503, "B waits for A's rotation: {limbo}");
+    assert_eq!(
+        status,
+        503,
+        "B waits for A's rotation: {limbo}\n{:?}\n{}",
+        cluster.sim.stats(),
+        logs(&[&a, &b, &c])
+    );
     assert!(
         limbo["error"]
             .as_str()
@@ -152,7 +162,9 @@ async fn frozen_mint_written_late_is_refused_by_the_fence() {
         (200, &Value::from(v1 + 1)),
         "{woke}"
     );
-    assert!(a.logged("stored meanwhile; taking it"), "{:#?}", a.log());
+    wait_for("A to log that it took B's grant", || {
+        a.logged("stored meanwhile; taking it")
+    });
     assert_eq!(
         cluster.redis.stored_version(id),
         v1 + 1,
@@ -161,6 +173,15 @@ async fn frozen_mint_written_late_is_refused_by_the_fence() {
     assert_eq!(cluster.sim.stats().token_requests.account_credentials, 3);
     all_live_at(&cluster, &[&a, &b], id, v1 + 1).await;
     assert_eq!(a.me(http, S2S_KEY).await.0, 200);
+}
+
+/// The replicas' logs, for a failure message.
+fn logs(replicas: &[&Replica]) -> String {
+    let mut out = String::new();
+    for r in replicas {
+        out.push_str(&format!("--- {}\n{}\n", r.name, r.log().join("\n")));
+    }
+    out
 }
 
 /// 60 s tokens: nothing refreshes unless a test forces it.

@@ -87,21 +87,40 @@ pub(crate) struct Load {
 // === impl RedisServer ===
 
 impl RedisServer {
+    /// Picks a free port below the kernel's ephemeral range (which `bind(0)`
+    /// and outgoing connections draw from, so a port released there may be
+    /// taken again before Redis binds it), and tries others if Redis cannot
+    /// bind it.
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut server = Self {
-            port: free_port(),
+            port: 0,
             dir,
             child: None,
         };
-        server.restart();
-        server
+        for _ in 0..20 {
+            server.port = free_port();
+            if server.spawn_and_wait() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of 20 ports");
     }
 
-    /// Starts (again) on the same port and folder, and waits until it answers PING.
+    /// Starts again on the same port and folder (the AOF), after [`Self::kill`].
     pub(crate) fn restart(&mut self) {
+        assert!(
+            self.spawn_and_wait(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
+    }
+
+    /// Spawns Redis and waits until it answers. `false` if it exited instead
+    /// (the port was taken).
+    fn spawn_and_wait(&mut self) -> bool {
         assert!(self.child.is_none(), "redis-server is still running");
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "yes"])
             // Every write is fsynced before Redis answers: a killed Redis loses nothing
@@ -113,10 +132,23 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs (apt-get install redis-server)");
-        self.child = Some(child);
-        wait_for(&format!("redis-server on port {}", self.port), || {
-            self.answers_ping()
-        });
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            // Ours, not another test's Redis that holds the port.
+            if self.serves_our_folder() {
+                self.child = Some(child);
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} never answered",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// SIGKILL, like a crashed node: nothing is flushed beyond what the AOF holds.
@@ -131,14 +163,19 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn answers_ping(&self) -> bool {
+    fn serves_our_folder(&self) -> bool {
         let Ok(client) = redis::Client::open(self.url()) else {
             return false;
         };
         let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
             return false;
         };
-        redis::cmd("PING").query::<String>(&mut conn).is_ok()
+        let dir: Result<Vec<String>, _> =
+            redis::cmd("CONFIG").arg("GET").arg("dir").query(&mut conn);
+        let ours = self.dir.path().canonicalize().ok();
+        dir.ok()
+            .and_then(|d| d.into_iter().nth(1))
+            .is_some_and(|d| Some(PathBuf::from(d)) == ours)
     }
 
     /// The version Redis holds for grant `id` (0: none), read past grantmux.
@@ -540,11 +577,16 @@ pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
+/// A port in 20000..32000 that is free now. Linux hands out ephemeral ports
+/// from 32768 up, so nothing else on this machine takes it by chance meanwhile.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use rand::Rng as _;
+    loop {
+        let port = rand::rng().random_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub(crate) fn b64(s: &str) -> String {
