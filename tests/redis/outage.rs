@@ -80,4 +80,17 @@ async fn redis_killed_under_load_serves_cached_tokens_and_recovers() {
     let late = cluster.replica("late");
     assert_eq!(late.me(&http, USER_KEY).await.0, 200);
     assert_eq!(cluster.sim.stats().token_errors, 0);
+    // Reconnect errors and all: the Redis URL's password was never logged.
+    for r in replicas.iter().chain([&late]) {
+        let leaked: Vec<_> = r
+            .log()
+            .into_iter()
+            .filter(|l| l.contains(REDIS_PASSWORD))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "{} logged the Redis password: {leaked:#?}",
+            r.name
+        );
+    }
 }

@@ -30,6 +30,9 @@ pub(crate) const USER_KEY: &str = "redis-test-user-caller-key";
 pub(crate) const S2S_KEY: &str = "redis-test-s2s-caller-key";
 const STORE_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const REDIRECT: &str = "http://localhost/cb";
+/// Every test Redis demands this password, so the URL the replicas get holds a
+/// secret that must never reach their logs.
+pub(crate) const REDIS_PASSWORD: &str = "redis-test-password-7d1c";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 pub(crate) type Http = Client<HttpConnector, Full<Bytes>>;
@@ -123,6 +126,7 @@ impl RedisServer {
         let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "yes"])
+            .args(["--requirepass", REDIS_PASSWORD])
             // Every write is fsynced before Redis answers: a killed Redis loses nothing
             // it acknowledged (with the default `everysec` it could lose a second).
             .args(["--appendfsync", "always"])
@@ -160,7 +164,7 @@ impl RedisServer {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}/0", self.port)
     }
 
     fn serves_our_folder(&self) -> bool {
