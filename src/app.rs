@@ -17,7 +17,7 @@ use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
 use crate::serve::{serve, ServerLimits};
-use crate::store::{FileStore, GrantStore, MemoryStore, StoreError};
+use crate::store::{FileStore, GrantStore, MemoryStore, RedisStore, StoreError};
 use crate::upstream::{self, TlsSetupError};
 
 /// Knobs for embedding grantmux (tests, `demo`); `serve` uses the defaults.
@@ -52,8 +52,6 @@ pub enum StartError {
     Tls(#[from] TlsSetupError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("store.backend = {0:?} is not available in this build yet")]
-    UnsupportedBackend(&'static str),
 }
 
 // === impl Running ===
@@ -157,7 +155,10 @@ async fn open_store(config: &Config) -> Result<Arc<dyn GrantStore>, StartError> 
                 .map_err(|e| StoreError::Unavailable(format!("opening the file store: {e}")))??;
             Ok(Arc::new(store))
         }
-        StoreBackend::Redis { .. } => Err(StartError::UnsupportedBackend("redis")),
+        StoreBackend::Redis { url, lock_lease } => {
+            let store = RedisStore::open(url, &config.store.key, *lock_lease).await?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

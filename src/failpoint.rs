@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 static ARMED: OnceLock<Option<(String, Action)>> = OnceLock::new();
 static STOPPED_ONCE: AtomicBool = AtomicBool::new(false);
@@ -40,11 +41,43 @@ pub fn hit(name: &str) {
             if step == name && !STOPPED_ONCE.swap(true, Ordering::SeqCst) =>
         {
             eprintln!("grantmux: failpoint {name} reached; stopping");
-            // No unsafe here: ask kill(1) to stop us. It returns once we are resumed.
+            // No unsafe here: ask kill(1) to stop us.
             let _ = std::process::Command::new("kill")
                 .args(["-STOP", &std::process::id().to_string()])
                 .status();
+            wait_until_stopped();
         }
         _ => {}
     }
+}
+
+/// kill(1) signals the process, and the kernel has one of its threads start
+/// the group stop, maybe not this one: until that thread runs, this one could
+/// carry on past the step (seen under load: a write landed "after_zoom").
+/// So sleep in small steps until another thread shows stopped, or a sleep
+/// overran because this thread was stopped too. The next sleep stops it.
+fn wait_until_stopped() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let before = Instant::now();
+        std::thread::sleep(Duration::from_millis(1));
+        if before.elapsed() > Duration::from_millis(200) || another_thread_stopped() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1));
+}
+
+fn another_thread_stopped() -> bool {
+    let me = std::fs::read_link("/proc/thread-self").ok();
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    threads.flatten().any(|t| {
+        let other = me.as_ref().is_none_or(|me| !me.ends_with(t.file_name()));
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // "TID (comm) STATE ...": comm may hold spaces and parentheses.
+        let state = stat.rsplit(')').next().map(str::trim_start);
+        other && state.is_some_and(|s| s.starts_with('T') || s.starts_with('t'))
+    })
 }

@@ -64,6 +64,7 @@ pub(super) struct FileStore {
     /// A Redis URL may carry a password, so even the raw value is redacted.
     pub(super) url: Option<Secret>,
     pub(super) url_env: Option<String>,
+    pub(super) lock_lease: Option<String>,
     pub(super) key_env: Option<String>,
     pub(super) key_file: Option<String>,
 }

@@ -30,6 +30,10 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
 pub const DEFAULT_ZOOM_API_URL: &str = "https://api.zoom.us";
 pub const DEFAULT_ZOOM_OAUTH_URL: &str = "https://zoom.us";
 pub const DEFAULT_STORE_PATH: &str = "./grantmux-state";
+/// How long a replica holds a grant's Redis refresh lock without renewing it.
+/// Renewed every third of it while a refresh runs, so it only runs out when the
+/// holder froze or died; then another replica waits at most this long.
+pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(10);
 pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -103,8 +107,14 @@ pub struct Store {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreBackend {
     Memory,
-    File { path: PathBuf },
-    Redis { url: Secret },
+    File {
+        path: PathBuf,
+    },
+    Redis {
+        url: Secret,
+        /// The refresh lock's lease (`store.lock_lease`).
+        lock_lease: Duration,
+    },
 }
 
 /// Where the at-rest encryption key comes from.

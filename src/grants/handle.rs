@@ -317,14 +317,18 @@ impl GrantHandle {
             }
         };
         failpoint::hit("before_zoom");
+        // Tokens are dated when the request left, not when we got round to the
+        // answer: a process that stalls after Zoom answers must neither claim a
+        // longer lifetime than Zoom gave, nor look newer than a refresh another
+        // replica made meanwhile (`persist` compares `refreshed_at_ms`).
+        let sent_ms = self.ctx.clock.now_ms();
         let (kind, result) = self.call_zoom(&flight.record).await;
         failpoint::hit("after_zoom");
         let label = result.as_ref().map_or_else(ZoomTokenError::label, |_| "ok");
         self.ctx.metrics.token_call(kind, label);
-        let now = self.ctx.clock.now_ms();
         match result {
             Ok(tokens) => {
-                let new = self.persist(flight.record.rotated(&tokens, now)).await;
+                let new = self.persist(flight.record.rotated(&tokens, sent_ms)).await;
                 failpoint::hit("after_write");
                 self.install(flight, new);
                 let _ = self.ctx.store.end_refresh(&self.key).await;

@@ -134,7 +134,7 @@ impl OAuthEndpoint {
             .filter(|t| !t.is_empty())
             .ok_or(OAuthError::InvalidRequest("token is required"))?;
         let (grant, binding) = match self.registry.ctx().signer.verify(token) {
-            Ok(claims) => (self.grant_for(&client_id, &claims.gid)?, claims.bid),
+            Ok(claims) => (self.grant_with(&client_id, &claims).await?, claims.bid),
             Err(VerifyError::Tampered) => return Err(OAuthError::InvalidToken),
             // A legacy caller revoking the real token it was adopted from.
             Err(VerifyError::Foreign) => self
@@ -181,7 +181,7 @@ impl OAuthEndpoint {
     async fn refresh(&self, client_id: &str, token: &str) -> Result<Response<Body>, OAuthError> {
         match self.registry.ctx().signer.verify(token) {
             Ok(claims) if claims.typ == Kind::Refresh => {
-                let grant = self.grant_for(client_id, &claims.gid)?;
+                let grant = self.grant_with(client_id, &claims).await?;
                 if !grant.binding_is_live(&claims.bid) {
                     return Err(OAuthError::InvalidGrant);
                 }
@@ -268,7 +268,9 @@ impl OAuthEndpoint {
     ) -> Result<Arc<GrantHandle>, OAuthError> {
         let lock = self.first_mints.entry(key.clone()).or_default().clone();
         let _one_at_a_time = lock.lock().await;
-        // Another caller may have minted it while this one waited.
+        // Another caller may have minted it while this one waited, or another
+        // replica before it (a shared store).
+        self.registry.reload(key).await;
         if let Some(grant) = self.registry.get(key) {
             return Ok(grant);
         }
@@ -307,6 +309,20 @@ impl OAuthEndpoint {
             created_at_ms: self.registry.ctx().clock.now_ms(),
             revoked: false,
             adopted_from,
+        }
+    }
+
+    /// The grant a virtual token names. Asks the store when this process has not
+    /// seen the grant or binding: another replica may have issued the token.
+    async fn grant_with(
+        &self,
+        client_id: &str,
+        claims: &Claims,
+    ) -> Result<Arc<GrantHandle>, OAuthError> {
+        match self.registry.find_binding(&claims.gid, &claims.bid).await {
+            Some(grant) if grant.key().client_id == client_id => Ok(grant),
+            // A revoked binding: revoking it again still succeeds.
+            _ => self.grant_for(client_id, &claims.gid),
         }
     }
 

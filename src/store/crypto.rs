@@ -15,6 +15,9 @@ const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const KEY_LEN: usize = 32;
+/// [`StoreKey::derive`] label of the virtual-token signing key, for every backend:
+/// a Redis store and a file store under one key sign alike.
+pub(super) const SIGNING_KEY_LABEL: &[u8] = b"grantmux virtual-token signing key v1";
 
 /// The 32-byte store key. `Debug` never prints it.
 #[derive(Clone)]

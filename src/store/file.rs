@@ -20,7 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-mod open;
+pub(super) mod open;
 mod scratch;
 
 use super::crypto::Cipher;

@@ -6,11 +6,12 @@
 //! replicas share one store. Stores that live in this process (memory, file)
 //! need no lock beyond the refresher's own single-flight mutex, so the
 //! cross-replica hooks (`lock`, `begin_refresh`, `announce`, `changes`) default
-//! to doing nothing.
+//! to doing nothing. The Redis store, shared by many replicas, implements them.
 
 mod crypto;
 mod file;
 mod memory;
+mod redis;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use std::pin::Pin;
 pub use self::crypto::{KeyError, StoreKey};
 pub use self::file::{FileStore, DB_FILE, KEY_FILE};
 pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
 use crate::grants::{Grant, GrantKey};
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -109,7 +109,9 @@ fn debug_and_errors_never_show_secret_values() {
         assert!(!debug.contains(secret), "{secret} leaked into Debug output");
     }
     // An inline Redis URL is redacted too, in Debug and in errors.
-    let inline = format!("{MINIMAL}[store]\nbackend = \"redis\"\nurl = \"{redis}\"\n");
+    let inline = format!(
+        "{MINIMAL}[store]\nbackend = \"redis\"\nurl = \"{redis}\"\nkey_env = \"STATE_KEY\"\n"
+    );
     let c = Config::from_toml_str(&inline, &env).expect("valid");
     assert!(!format!("{c:?}").contains("redis-password-value"));
     let wrong = inline.replace("redis://", "redis:/");

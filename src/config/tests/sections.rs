@@ -147,37 +147,64 @@ fn store_backends() {
     let c = ok("[store]\npath = \"/var/lib/grantmux\"\n");
     let path = Path::new("/var/lib/grantmux").to_owned();
     assert_eq!(c.store.backend, StoreBackend::File { path });
-    let c = ok("[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n");
+    let c = ok("[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\nkey_env = \"OTHER_KEY\"\n");
     let url = Secret::new("redis://127.0.0.1:6379/0");
-    assert_eq!(c.store.backend, StoreBackend::Redis { url });
+    let lock_lease = DEFAULT_LOCK_LEASE;
+    assert_eq!(c.store.backend, StoreBackend::Redis { url, lock_lease });
     extra_fails_on("[store]\nbackend = \"sqlite\"\n", "store.backend");
 }
 
 #[test]
 fn redis_needs_exactly_one_valid_url() {
-    let m = extra_fails_on("[store]\nbackend = \"redis\"\n", "store.url");
+    let m = extra_fails_on(
+        "[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\n",
+        "store.url",
+    );
     assert!(m.contains("url_env"), "{m}");
     let env = env().var("REDIS_URL", "rediss://:hunter2@redis.internal:6380");
-    let text = format!("{MINIMAL}[store]\nbackend = \"redis\"\nurl_env = \"REDIS_URL\"\n");
+    let text = format!(
+        "{MINIMAL}[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl_env = \"REDIS_URL\"\n"
+    );
     let c = Config::from_toml_str(&text, &env).expect("valid");
     assert!(matches!(c.store.backend, StoreBackend::Redis { .. }));
     let both = format!("{text}url = \"redis://x\"\n");
     fails_on(&both, &env, "store.url_env");
     fails_on(
-        &format!("{MINIMAL}[store]\nbackend = \"redis\"\nurl_env = \"NOPE\"\n"),
+        &format!(
+            "{MINIMAL}[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl_env = \"NOPE\"\n"
+        ),
         &env,
         "store.url_env",
     );
     let m = extra_fails_on(
-        "[store]\nbackend = \"redis\"\nurl = \"http://:pw-value@h\"\n",
+        "[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl = \"http://:pw-value@h\"\n",
         "store.url",
     );
     assert!(!m.contains("pw-value"), "{m}");
     extra_fails_on(
-        "[store]\nbackend = \"redis\"\nurl = \"redis://h\"\npath = \"x\"\n",
+        "[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl = \"redis://h\"\npath = \"x\"\n",
         "store.path",
     );
     extra_fails_on("[store]\nurl = \"redis://h\"\n", "store.url");
+    extra_fails_on("[store]\nlock_lease = \"5s\"\n", "store.lock_lease");
+}
+
+#[test]
+fn redis_needs_a_shared_key_and_a_lease() {
+    let redis = "[store]\nbackend = \"redis\"\nurl = \"redis://h\"\n";
+    let m = extra_fails_on(redis, "store.key_env");
+    assert!(m.contains("every replica"), "{m}");
+    let c = ok(&format!(
+        "{redis}key_env = \"OTHER_KEY\"\nlock_lease = \"3s\"\n"
+    ));
+    let StoreBackend::Redis { lock_lease, .. } = c.store.backend else {
+        panic!("redis backend: {:?}", c.store.backend);
+    };
+    assert_eq!(lock_lease, Duration::from_secs(3));
+    extra_fails_on(
+        &format!("{redis}key_env = \"OTHER_KEY\"\nlock_lease = \"0s\"\n"),
+        "store.lock_lease",
+    );
     extra_fails_on(
         "[store]\nbackend = \"memory\"\npath = \"x\"\n",
         "store.path",

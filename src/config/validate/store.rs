@@ -1,18 +1,20 @@
 //! The `[store]` section: backend, its location, and the at-rest key's source.
 
-use super::super::values::{env_secret, invalid, read_nonempty, resolve};
+use super::super::values::{env_secret, invalid, nonzero_duration, read_nonempty, resolve};
 use super::*;
 
 pub(super) fn store(raw: FileStore, env: &dyn Env) -> Result<Store, ConfigError> {
     let backend = match raw.backend.as_deref().unwrap_or("file") {
         "memory" => {
             only_for("file", "store.path", raw.path.is_some())?;
+            only_for("redis", "store.lock_lease", raw.lock_lease.is_some())?;
             only_for("redis", "store.url", raw.url.is_some())?;
             only_for("redis", "store.url_env", raw.url_env.is_some())?;
             StoreBackend::Memory
         }
         "file" => {
             only_for("redis", "store.url", raw.url.is_some())?;
+            only_for("redis", "store.lock_lease", raw.lock_lease.is_some())?;
             only_for("redis", "store.url_env", raw.url_env.is_some())?;
             let path = raw.path.as_deref().unwrap_or(DEFAULT_STORE_PATH);
             StoreBackend::File {
@@ -23,6 +25,11 @@ pub(super) fn store(raw: FileStore, env: &dyn Env) -> Result<Store, ConfigError>
             only_for("file", "store.path", raw.path.is_some())?;
             StoreBackend::Redis {
                 url: redis_url(raw.url, raw.url_env.as_deref(), env)?,
+                lock_lease: nonzero_duration(
+                    "store.lock_lease",
+                    raw.lock_lease.as_deref(),
+                    DEFAULT_LOCK_LEASE,
+                )?,
             }
         }
         other => {
@@ -33,10 +40,18 @@ pub(super) fn store(raw: FileStore, env: &dyn Env) -> Result<Store, ConfigError>
             })
         }
     };
-    Ok(Store {
-        backend,
-        key: key_source(raw.key_env, raw.key_file.as_deref(), env)?,
-    })
+    let key = key_source(raw.key_env, raw.key_file.as_deref(), env)?;
+    if matches!(backend, StoreBackend::Redis { .. }) && key == KeySource::Generated {
+        // A generated key lives in a state folder, and Redis replicas have none
+        // to share: each would seal with its own key and sign its own tokens.
+        return Err(ConfigError::Missing {
+            key: "store.key_env".to_owned(),
+            why: "required for the redis backend, so that every replica uses the same key; \
+                  set store.key_env or store.key_file"
+                .to_owned(),
+        });
+    }
+    Ok(Store { backend, key })
 }
 
 /// A setting that belongs to another backend is an error, not silently ignored:

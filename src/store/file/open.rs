@@ -14,7 +14,7 @@ use super::{
     META,
 };
 use crate::config::KeySource;
-use crate::store::crypto::{Cipher, StoreKey};
+use crate::store::crypto::{Cipher, StoreKey, SIGNING_KEY_LABEL};
 use crate::store::StoreError;
 
 /// Opens the database in `folder` (creating both if new) once the key check passes.
@@ -28,7 +28,7 @@ pub(super) fn open(
     let exists = exists(&db_path)?;
     let key = resolve_key(key, folder, exists)?;
     let cipher = key.cipher();
-    let signing = key.derive(b"grantmux virtual-token signing key v1");
+    let signing = key.derive(SIGNING_KEY_LABEL);
     if !exists {
         create_database(&db_path, &cipher)?;
     }
@@ -63,35 +63,43 @@ fn exists(path: &Path) -> Result<bool, StoreError> {
         .map_err(|e| io_error(path, "cannot read", &e))
 }
 
-fn resolve_key(source: &KeySource, folder: &Path, db_exists: bool) -> Result<StoreKey, StoreError> {
+/// The key named by `store.key_env` / `store.key_file`; `None` for a generated key.
+/// The redis backend uses it too.
+pub(in crate::store) fn given_key(source: &KeySource) -> Result<Option<StoreKey>, StoreError> {
     match source {
         KeySource::Env(name) => {
             let text = std::env::var(name).map_err(|e| {
                 StoreError::Key(format!("store.key_env: environment variable {name}: {e}"))
             })?;
             StoreKey::parse(&text)
+                .map(Some)
                 .map_err(|e| StoreError::Key(format!("environment variable {name}: {e}")))
         }
-        KeySource::File(path) => read_key_file(path),
-        KeySource::Generated => {
-            let path = folder.join(KEY_FILE);
-            if exists(&path)? {
-                read_key_file(&path)
-            } else if db_exists {
-                Err(StoreError::Key(format!(
-                    "{} exists but its key file {} is missing; restore the key file (or set \
-                     store.key_env / store.key_file): grantmux never generates a new key over \
-                     existing data",
-                    folder.join(DB_FILE).display(),
-                    path.display()
-                )))
-            } else {
-                let key = StoreKey::generate();
-                write_atomically(&path, format!("{}\n", key.to_base64()).as_bytes())?;
-                tracing::info!(path = %path.display(), "generated a new store key");
-                Ok(key)
-            }
-        }
+        KeySource::File(path) => read_key_file(path).map(Some),
+        KeySource::Generated => Ok(None),
+    }
+}
+
+fn resolve_key(source: &KeySource, folder: &Path, db_exists: bool) -> Result<StoreKey, StoreError> {
+    if let Some(key) = given_key(source)? {
+        return Ok(key);
+    }
+    let path = folder.join(KEY_FILE);
+    if exists(&path)? {
+        read_key_file(&path)
+    } else if db_exists {
+        Err(StoreError::Key(format!(
+            "{} exists but its key file {} is missing; restore the key file (or set \
+             store.key_env / store.key_file): grantmux never generates a new key over \
+             existing data",
+            folder.join(DB_FILE).display(),
+            path.display()
+        )))
+    } else {
+        let key = StoreKey::generate();
+        write_atomically(&path, format!("{}\n", key.to_base64()).as_bytes())?;
+        tracing::info!(path = %path.display(), "generated a new store key");
+        Ok(key)
     }
 }
 

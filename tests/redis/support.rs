@@ -1,0 +1,606 @@
+//! Fixtures: a `redis-server` of the test's own, real `grantmux serve` replicas
+//! sharing it, an in-process simulator, and callers that count failures.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use grantmux::sim::{Sim, SimConfig, SimHandle};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub(crate) const CLIENT: &str = "sim-client";
+pub(crate) const SECRET: &str = "sim-secret";
+pub(crate) const USER: &str = "sim-user";
+pub(crate) const ACCOUNT: &str = "sim-account";
+pub(crate) const USER_GRANT: &str = "sim-client/user:sim-user";
+pub(crate) const S2S_GRANT: &str = "sim-client/account:sim-account";
+/// Static caller keys (`[[caller]]`), one per grant.
+pub(crate) const USER_KEY: &str = "redis-test-user-caller-key";
+pub(crate) const S2S_KEY: &str = "redis-test-s2s-caller-key";
+const STORE_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const REDIRECT: &str = "http://localhost/cb";
+/// Every test Redis demands this password, so the URL the replicas get holds a
+/// secret that must never reach their logs.
+pub(crate) const REDIS_PASSWORD: &str = "redis-test-password-7d1c";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+pub(crate) type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// A `redis-server` on a free port with an append-only file in its own folder,
+/// so that a test can kill it and start it again on the same data. Killed on drop.
+pub(crate) struct RedisServer {
+    pub(crate) port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+/// Settings every replica of one test shares.
+#[derive(Clone, Debug)]
+pub(crate) struct ReplicaConfig {
+    pub(crate) lock_lease: &'static str,
+    pub(crate) ahead: &'static str,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        Self {
+            lock_lease: "2s",
+            ahead: "5m",
+        }
+    }
+}
+
+/// One `grantmux serve` process. Killed on drop (SIGCONT first, in case it is stopped).
+pub(crate) struct Replica {
+    pub(crate) name: String,
+    pub(crate) proxy: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Everything a multi-replica test runs: Redis, the simulator and the replicas' config.
+pub(crate) struct Cluster {
+    pub(crate) redis: RedisServer,
+    pub(crate) sim: SimHandle,
+    pub(crate) http: Http,
+    config: PathBuf,
+    _dir: TempDir,
+}
+
+/// Callers hammering replicas until stopped; counts answers by outcome.
+pub(crate) struct Load {
+    stop: Arc<AtomicBool>,
+    pub(crate) ok: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+// === impl RedisServer ===
+
+impl RedisServer {
+    /// Picks a free port below the kernel's ephemeral range (which `bind(0)`
+    /// and outgoing connections draw from, so a port released there may be
+    /// taken again before Redis binds it), and tries others if Redis cannot
+    /// bind it.
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Self {
+            port: 0,
+            dir,
+            child: None,
+        };
+        for _ in 0..20 {
+            server.port = free_port();
+            if server.spawn_and_wait() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of 20 ports");
+    }
+
+    /// Starts again on the same port and folder (the AOF), after [`Self::kill`].
+    pub(crate) fn restart(&mut self) {
+        assert!(
+            self.spawn_and_wait(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
+    }
+
+    /// Spawns Redis and waits until it answers. `false` if it exited instead
+    /// (the port was taken).
+    fn spawn_and_wait(&mut self) -> bool {
+        assert!(self.child.is_none(), "redis-server is still running");
+        let mut child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "yes"])
+            .args(["--requirepass", REDIS_PASSWORD])
+            // Every write is fsynced before Redis answers: a killed Redis loses nothing
+            // it acknowledged (with the default `everysec` it could lose a second).
+            .args(["--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            // Ours, not another test's Redis that holds the port.
+            if self.serves_our_folder() {
+                self.child = Some(child);
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} never answered",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL, like a crashed node: nothing is flushed beyond what the AOF holds.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}/0", self.port)
+    }
+
+    fn serves_our_folder(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+            return false;
+        };
+        let dir: Result<Vec<String>, _> =
+            redis::cmd("CONFIG").arg("GET").arg("dir").query(&mut conn);
+        let ours = self.dir.path().canonicalize().ok();
+        dir.ok()
+            .and_then(|d| d.into_iter().nth(1))
+            .is_some_and(|d| Some(PathBuf::from(d)) == ours)
+    }
+
+    /// The version Redis holds for grant `id` (0: none), read past grantmux.
+    pub(crate) fn stored_version(&self, id: &str) -> u64 {
+        redis::cmd("HGET")
+            .arg(format!("grantmux:grant:{{{id}}}"))
+            .arg("v")
+            .query::<Option<u64>>(&mut self.connection())
+            .expect("HGET")
+            .unwrap_or(0)
+    }
+
+    /// A synchronous connection for checks the test makes itself.
+    pub(crate) fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .expect("url")
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .expect("redis answers")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// === impl Cluster ===
+
+impl Cluster {
+    /// Redis, a simulator (`sim` with `tweak`) and a config file for replicas.
+    pub(crate) async fn start(sim: SimConfig, replicas: ReplicaConfig) -> Self {
+        let redis = RedisServer::start();
+        let sim = Sim::start(sim).await.expect("sim starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("proxy.toml");
+        std::fs::write(&config, replica_toml(&sim.base_url(), &replicas)).expect("config");
+        Self {
+            redis,
+            sim,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+            config,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn replica(&self, name: &str) -> Replica {
+        self.replica_with(name, None)
+    }
+
+    /// A replica whose refresher stops or aborts at `failpoint` (see `src/failpoint.rs`).
+    pub(crate) fn replica_with(&self, name: &str, failpoint: Option<&str>) -> Replica {
+        Replica::start(name, &self.config, &self.redis.url(), failpoint)
+    }
+
+    pub(crate) fn replicas(&self, n: usize) -> Vec<Replica> {
+        (0..n).map(|i| self.replica(&format!("r{i}"))).collect()
+    }
+
+    /// The user authorizes; the code is exchanged at `via`'s token endpoint.
+    /// Returns the caller's (virtual) token answer.
+    pub(crate) async fn authorize(&self, via: &Replica) -> Value {
+        let code = self.sim.issue_code(CLIENT, USER, REDIRECT);
+        let answer = self
+            .token(
+                via,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                ],
+            )
+            .await;
+        assert_eq!(answer.0, 200, "code exchange: {}", answer.1);
+        answer.1
+    }
+
+    /// `POST /oauth/revoke` of `token` at `via`.
+    pub(crate) async fn revoke(&self, via: &Replica, token: &str) -> (u16, Value) {
+        self.oauth(via, "revoke", &[("token", token)]).await
+    }
+
+    /// `POST /oauth/token` at `via` with the app's credentials.
+    pub(crate) async fn token(&self, via: &Replica, form: &[(&str, &str)]) -> (u16, Value) {
+        self.oauth(via, "token", form).await
+    }
+
+    async fn oauth(&self, via: &Replica, endpoint: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let basic = format!("Basic {}", b64(&format!("{CLIENT}:{SECRET}")));
+        let (status, body) = send(
+            &self.http,
+            Method::POST,
+            &format!("http://{}/oauth/{endpoint}", via.proxy),
+            &[
+                ("authorization", &basic),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+        .await
+        .expect("oauth endpoint answers");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+}
+
+fn replica_toml(sim: &str, r: &ReplicaConfig) -> String {
+    format!(
+        r#"
+[listen]
+proxy = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[zoom]
+api_url = "{sim}"
+oauth_url = "{sim}"
+[[app]]
+client_id = "{CLIENT}"
+client_secret_env = "SIM_SECRET"
+[store]
+backend = "redis"
+url_env = "REDIS_URL"
+key_env = "GRANTMUX_STORE_KEY"
+lock_lease = "{lease}"
+[refresh]
+ahead = "{ahead}"
+backoff_min = "50ms"
+backoff_max = "500ms"
+[[caller]]
+name = "user"
+key_env = "USER_KEY"
+grant = {{ client_id = "{CLIENT}", user_id = "{USER}" }}
+[[caller]]
+name = "s2s"
+key_env = "S2S_KEY"
+grant = {{ client_id = "{CLIENT}", account_id = "{ACCOUNT}" }}
+"#,
+        lease = r.lock_lease,
+        ahead = r.ahead,
+    )
+}
+
+// === impl Replica ===
+
+impl Replica {
+    fn start(name: &str, config: &Path, redis_url: &str, failpoint: Option<&str>) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_grantmux"))
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(config)
+            .env("SIM_SECRET", SECRET)
+            .env("REDIS_URL", redis_url)
+            .env("GRANTMUX_STORE_KEY", STORE_KEY)
+            .env("USER_KEY", USER_KEY)
+            .env("S2S_KEY", S2S_KEY)
+            .env("GRANTMUX_LOG", "info")
+            .env("GRANTMUX_FAILPOINT", failpoint.unwrap_or(""))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("grantmux starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut log = Vec::new();
+        let (proxy, admin) = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("{name} exited before it started: {log:#?}");
+            };
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            log.push(line);
+            if v["fields"]["message"] == "grantmux started" {
+                let addr = |k: &str| v["fields"][k].as_str().expect(k).parse().expect(k);
+                break (addr("proxy"), addr("admin"));
+            }
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(log));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            proxy,
+            admin,
+            child,
+            log,
+        }
+    }
+
+    /// Has the replica logged a line containing `text`?
+    pub(crate) fn logged(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains(text))
+    }
+
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Resumes a replica its failpoint stopped (SIGCONT).
+    pub(crate) fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Waits until the kernel reports the process stopped (its failpoint fired).
+    pub(crate) fn wait_stopped(&self) {
+        let stat = format!("/proc/{}/stat", self.child.id());
+        wait_for(&format!("{} to stop at its failpoint", self.name), || {
+            std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .map(|r| r.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        });
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {}", self.name);
+    }
+
+    /// `GET /v2/users/me` through this replica with a caller key or virtual token.
+    pub(crate) async fn me(&self, http: &Http, bearer: &str) -> (u16, Bytes) {
+        let auth = format!("Bearer {bearer}");
+        let url = format!("http://{}/v2/users/me", self.proxy);
+        send(http, Method::GET, &url, &[("authorization", &auth)], "")
+            .await
+            .unwrap_or_else(|e| (0, Bytes::from(e)))
+    }
+
+    /// This replica's view of grant `id` from `GET /grants`, if it has one.
+    pub(crate) async fn grant(&self, http: &Http, id: &str) -> Option<Value> {
+        let url = format!("http://{}/grants", self.admin);
+        let (status, body) = send(http, Method::GET, &url, &[], "").await.ok()?;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).ok()?;
+        v["grants"]
+            .as_array()?
+            .iter()
+            .find(|g| g["id"] == id)
+            .cloned()
+    }
+
+    /// The version of the token this replica would inject for `id` (0: none).
+    pub(crate) async fn version(&self, http: &Http, id: &str) -> u64 {
+        let grant = self.grant(http, id).await;
+        grant.and_then(|g| g["version"].as_u64()).unwrap_or(0)
+    }
+
+    /// `POST /grants/{id}/refresh` on the admin listener.
+    pub(crate) async fn force_refresh(&self, http: &Http, id: &str) -> (u16, Value) {
+        let url = format!("http://{}/grants/{id}/refresh", self.admin);
+        let (status, body) = send(http, Method::POST, &url, &[], "")
+            .await
+            .expect("admin answers");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn readyz(&self, http: &Http) -> u16 {
+        let url = format!("http://{}/readyz", self.admin);
+        send(http, Method::GET, &url, &[], "")
+            .await
+            .map_or(0, |(s, _)| s)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// === impl Load ===
+
+impl Load {
+    /// `per_replica` callers on each replica, each calling `/v2/users/me` with
+    /// `bearer` in a loop.
+    pub(crate) fn start(
+        http: &Http,
+        replicas: &[&Replica],
+        per_replica: usize,
+        bearer: &str,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for replica in replicas {
+            for _ in 0..per_replica {
+                let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+                let (http, bearer) = (http.clone(), bearer.to_owned());
+                let (name, url) = (
+                    replica.name.clone(),
+                    format!("http://{}/v2/users/me", replica.proxy),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let auth = format!("Bearer {bearer}");
+                    while !stop.load(Ordering::Relaxed) {
+                        match send(&http, Method::GET, &url, &[("authorization", &auth)], "").await
+                        {
+                            Ok((200, _)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => {
+                                let what = match other {
+                                    Ok((s, b)) => {
+                                        format!("{name}: {s} {}", String::from_utf8_lossy(&b))
+                                    }
+                                    Err(e) => format!("{name}: {e}"),
+                                };
+                                failures.lock().expect("failures").push(what);
+                            }
+                        }
+                    }
+                }));
+            }
+        }
+        Self {
+            stop,
+            ok,
+            failures,
+            tasks,
+        }
+    }
+
+    /// Stops the callers; returns (successes, failure descriptions).
+    pub(crate) async fn stop(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("caller task");
+        }
+        let failures = self.failures.lock().expect("failures").clone();
+        (self.ok.load(Ordering::Relaxed), failures)
+    }
+}
+
+// === helpers ===
+
+/// Sends a request and reads the whole answer.
+pub(crate) async fn send(
+    http: &Http,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<(u16, Bytes), String> {
+    let mut req = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req
+        .body(Full::new(body.into()))
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(DEADLINE, http.request(req))
+        .await
+        .map_err(|_| format!("no answer from {url} in {DEADLINE:?}"))?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((status, body.to_bytes()))
+}
+
+/// Polls `done` (every 5 ms) until it holds; panics after the deadline.
+pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The async form of [`wait_for`].
+pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A port in 20000..32000 that is free now. Linux hands out ephemeral ports
+/// from 32768 up, so nothing else on this machine takes it by chance meanwhile.
+fn free_port() -> u16 {
+    use rand::Rng as _;
+    loop {
+        let port = rand::rng().random_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub(crate) fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Milliseconds since the Unix epoch, the clock every replica reads.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
