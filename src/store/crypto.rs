@@ -138,6 +138,37 @@ impl Cipher {
     }
 }
 
+impl Cipher {
+    /// A grant as stored by every backend: its JSON, sealed with its id as the
+    /// associated data, so a record cannot be moved under another grant's id.
+    pub fn seal_grant(&self, grant: &crate::grants::Grant) -> Result<Vec<u8>, super::StoreError> {
+        let id = grant.key.id();
+        let json = serde_json::to_vec(grant)
+            .map_err(|e| super::StoreError::Corrupt(format!("encoding grant {id}: {e}")))?;
+        Ok(self.seal(id.as_bytes(), &json))
+    }
+
+    /// Opens a record stored under `id`; `place` names the store in errors.
+    pub fn open_grant(
+        &self,
+        place: &str,
+        id: &str,
+        sealed: &[u8],
+    ) -> Result<crate::grants::Grant, super::StoreError> {
+        let corrupt =
+            |what: String| super::StoreError::Corrupt(format!("{place}: grant {id}: {what}"));
+        let json = self
+            .open(id.as_bytes(), sealed)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let grant: crate::grants::Grant =
+            serde_json::from_slice(&json).map_err(|e| corrupt(format!("undecodable: {e}")))?;
+        if grant.key.id() != id {
+            return Err(corrupt(format!("record holds grant {}", grant.key.id())));
+        }
+        Ok(grant)
+    }
+}
+
 impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Cipher(AES-256-GCM, key: ...)")

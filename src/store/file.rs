@@ -269,13 +269,10 @@ impl Inner {
     }
 
     fn seal(&self, grant: &Grant) -> Result<Sealed, StoreError> {
-        let id = grant.key.id();
-        let json = serde_json::to_vec(grant)
-            .map_err(|e| StoreError::Corrupt(format!("encoding grant {id}: {e}")))?;
         Ok(Sealed {
-            bytes: self.cipher.seal(id.as_bytes(), &json),
+            bytes: self.cipher.seal_grant(grant)?,
             version: grant.version,
-            id,
+            id: grant.key.id(),
         })
     }
 
@@ -285,19 +282,8 @@ impl Inner {
     }
 
     fn decode(&self, id: &str, sealed: &[u8]) -> Result<Grant, StoreError> {
-        let corrupt = |what: String| {
-            StoreError::Corrupt(format!("{}: grant {id}: {what}", self.folder.display()))
-        };
-        let json = self
-            .cipher
-            .open(id.as_bytes(), sealed)
-            .map_err(|e| corrupt(e.to_string()))?;
-        let grant: Grant =
-            serde_json::from_slice(&json).map_err(|e| corrupt(format!("undecodable: {e}")))?;
-        if grant.key.id() != id {
-            return Err(corrupt(format!("record holds grant {}", grant.key.id())));
-        }
-        Ok(grant)
+        self.cipher
+            .open_grant(&self.folder.display().to_string(), id, sealed)
     }
 }
 

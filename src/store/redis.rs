@@ -218,9 +218,7 @@ impl Inner {
     /// The fenced write: one script compares the stored version and writes.
     async fn save(&self, grant: &Grant) -> Result<(), StoreError> {
         let id = grant.key.id();
-        let json = serde_json::to_vec(grant)
-            .map_err(|e| StoreError::Corrupt(format!("encoding grant {id}: {e}")))?;
-        let sealed = self.cipher.seal(id.as_bytes(), &json);
+        let sealed = self.cipher.seal_grant(grant)?;
         let stored: i64 = self
             .scripts
             .save
@@ -275,17 +273,7 @@ impl Inner {
     }
 
     fn decode(&self, id: &str, sealed: &[u8]) -> Result<Grant, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt(format!("redis: grant {id}: {what}"));
-        let json = self
-            .cipher
-            .open(id.as_bytes(), sealed)
-            .map_err(|e| corrupt(e.to_string()))?;
-        let grant: Grant =
-            serde_json::from_slice(&json).map_err(|e| corrupt(format!("undecodable: {e}")))?;
-        if grant.key.id() != id {
-            return Err(corrupt(format!("record holds grant {}", grant.key.id())));
-        }
-        Ok(grant)
+        self.cipher.open_grant("redis", id, sealed)
     }
 }
 
