@@ -19,7 +19,7 @@
 //! clock.rs      wall-clock time that tests can advance
 //! secret.rs     a string whose Debug prints "..."
 //! grants/       grant model and bindings, registry, single-flight refresher, virtual tokens
-//! store/        trait GrantStore; memory, file (redb, AES-256-GCM) and their cross-replica hooks
+//! store/        trait GrantStore with cross-replica hooks; memory, file (redb), redis; AES-256-GCM sealing
 //! oauth/        the Zoom token client; the caller-facing token endpoint
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
 //! admin.rs      /healthz /readyz /metrics /grants
