@@ -9,7 +9,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -165,9 +164,4 @@ fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
 async fn reject_overloaded<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
     let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(OVERLOADED)).await;
     let _ = io.shutdown().await;
-}
-
-/// A full body from bytes; a convenience for small generated answers.
-pub fn full(bytes: impl Into<Bytes>) -> crate::body::Body {
-    crate::body::full(bytes)
 }

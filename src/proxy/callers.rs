@@ -32,10 +32,6 @@ impl CallerKeys {
         let (stored, (name, grant)) = self.by_digest.get_key_value(&d)?;
         bool::from(stored.ct_eq(&d)).then_some((name.as_str(), grant))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_digest.is_empty()
-    }
 }
 
 fn digest(key: &str) -> [u8; 32] {
