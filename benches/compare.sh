@@ -21,6 +21,11 @@ command -v wrk >/dev/null || need_apt+=(wrk)
 command -v taskset >/dev/null || need_apt+=(util-linux)
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v curl >/dev/null || need_apt+=(curl)
+if ! command -v oha >/dev/null; then
+    # oha is built with native-tls (Debian's OpenSSL), see below.
+    command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+    [ -e /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]}" >&2
     apt-get update -qq
@@ -35,11 +40,14 @@ for svc in nginx haproxy; do
 done
 
 # oha and the release build compile in parallel: both are CPU-bound, but the
-# linker and the build scripts leave gaps the other fills.
+# linker and the build scripts leave gaps the other fills. oha's default TLS is
+# rustls on aws-lc-rs, whose C build alone takes minutes on 2 cores; the
+# comparison speaks plain HTTP, so oha links Debian's OpenSSL instead.
 oha_pid=
 if ! command -v oha >/dev/null; then
-    echo "building oha (cargo install oha --locked)" >&2
-    cargo install oha --locked >/tmp/grantmux-oha-install.log 2>&1 &
+    echo "building oha (cargo install oha --locked --no-default-features --features native-tls)" >&2
+    cargo install oha --locked --no-default-features --features native-tls \
+        >/tmp/grantmux-oha-install.log 2>&1 &
     oha_pid=$!
 fi
 echo "building grantmux (release)" >&2

@@ -18,7 +18,7 @@ use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
 use crate::serve::{serve, ServerLimits};
 use crate::store::{FileStore, GrantStore, MemoryStore, RedisStore, StoreError};
-use crate::upstream::{self, TlsSetupError};
+use crate::upstream::{self, OriginPool, TlsSetupError};
 
 /// Knobs for embedding grantmux (tests, `demo`); `serve` uses the defaults.
 #[derive(Debug, Default)]
@@ -63,8 +63,15 @@ impl Running {
             Some(store) => store,
             None => open_store(&config).await?,
         };
-        let client = upstream::client(config.zoom.ca_file.as_deref(), config.zoom.connect_timeout)?;
+        let tls = upstream::tls_config(config.zoom.ca_file.as_deref())?;
+        let client = upstream::client(&tls, config.zoom.connect_timeout);
         let metrics = MetricsRegistry::new();
+        let api_pool = OriginPool::new(
+            &config.zoom.api_url,
+            &tls,
+            config.zoom.connect_timeout,
+            metrics.metrics.upstream_connections.clone(),
+        )?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(RefreshCtx {
             zoom: ZoomTokenClient::new(client.clone(), &config),
@@ -95,7 +102,7 @@ impl Running {
         let proxy = Arc::new(Proxy::new(
             &config,
             registry.clone(),
-            client,
+            api_pool,
             metrics.metrics.clone(),
         ));
         let admin = Arc::new(Admin {

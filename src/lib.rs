@@ -10,12 +10,13 @@
 //!
 //! ```text
 //! main.rs       thin CLI: parse, load config, init tracing, run, pick the exit code
-//! app.rs        wiring: store, registry, upstream client, listeners; ordered shutdown
+//! app.rs        wiring: store, registry, upstream clients, listeners; ordered shutdown
 //! config/       proxy.toml: raw serde shape -> validated Config, typed errors naming the key
 //! serve.rs      the one hyper accept loop: limits, TLS, graceful drain
 //! body.rs       the boxed body type shared by every path
 //! error.rs      ProxyError and OAuthError, and the one place each becomes an HTTP answer
-//! upstream.rs   the pooled rustls client to Zoom (webpki + system roots + zoom.ca_file)
+//! upstream/     rustls clients to Zoom (webpki + system roots + zoom.ca_file): the API
+//!               origin's own HTTP/1.1 + HTTP/2 pool (the hot path); hyper-util's for tokens
 //! clock.rs      wall-clock time that tests can advance
 //! secret.rs     a string whose Debug prints "..."
 //! grants/       grant model and bindings, registry, single-flight refresher, virtual tokens

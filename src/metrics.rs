@@ -70,6 +70,7 @@ pub struct CategoryLabels {
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub upstream_seconds: Histogram,
+    pub upstream_connections: Counter,
     pub token_calls: Family<TokenCallLabels, Counter>,
     pub replays: Family<ReplayLabels, Counter>,
     /// Time a refresh took, from taking the grant's lock to publishing.
@@ -96,6 +97,7 @@ impl Metrics {
         let m = Self {
             requests: Family::default(),
             upstream_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            upstream_connections: Counter::default(),
             token_calls: Family::default(),
             replays: Family::default(),
             refresh_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -116,6 +118,11 @@ impl Metrics {
             "upstream_duration_seconds",
             "Time until Zoom's API response headers arrived",
             m.upstream_seconds.clone(),
+        );
+        r.register(
+            "upstream_connections",
+            "Connections opened to Zoom's API origin (kept alive and reused)",
+            m.upstream_connections.clone(),
         );
         r.register(
             "zoom_token_calls",

@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::uri::PathAndQuery;
-use http::{header, Request, Response, StatusCode, Uri, Version};
+use http::{header, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
@@ -38,8 +37,8 @@ impl Proxy {
     ) -> Result<Response<Body>, ProxyError> {
         let target = self.resolve(req.headers()).await?;
         let (mut parts, body) = req.into_parts();
-        parts.uri = self.upstream_uri(&parts.uri)?;
-        // The pool picks HTTP/2 by ALPN where Zoom offers it; the caller's version is its own.
+        // The pool writes the target for its protocol (HTTP/2 by ALPN where Zoom
+        // offers it); the caller's version and authority are its own.
         parts.version = Version::HTTP_11;
         match target {
             Target::Passthrough => {
@@ -115,11 +114,9 @@ impl Proxy {
             return Ok(into_client_response(resp));
         }
         let (resp_parts, resp_body) = resp.into_parts();
-        let resp_bytes = Limited::new(resp_body, MAX_401_BODY)
-            .collect()
+        let resp_bytes = read_401(resp_body)
             .await
-            .map_err(|e| ProxyError::Upstream(format!("reading Zoom's 401: {e}")))?
-            .to_bytes();
+            .map_err(|e| ProxyError::Upstream(format!("reading Zoom's 401: {e}")))?;
         if !is_invalid_token(&resp_bytes) {
             return Ok(into_client_response(Response::from_parts(
                 resp_parts,
@@ -160,22 +157,9 @@ impl Proxy {
         }
     }
 
-    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, ProxyError> {
-        let path = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Uri::builder()
-            .scheme(self.api_scheme.clone())
-            .authority(self.api_authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|_| ProxyError::BadRequest("unusable request target"))
-    }
-
-    async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, ProxyError> {
+    async fn send(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
         let started = Instant::now();
-        let resp = tokio::time::timeout(self.response_timeout, self.client.request(req))
+        let resp = tokio::time::timeout(self.response_timeout, self.upstream.send(req))
             .await
             .map_err(|_| ProxyError::UpstreamTimeout(self.response_timeout))?
             .map_err(|e| ProxyError::Upstream(describe_error(&e)))?;
@@ -197,14 +181,25 @@ fn rebuild(parts: &Parts, bytes: Bytes) -> Request<Body> {
 }
 
 /// Zoom's answer as the caller gets it: untouched but for hop-by-hop headers.
-fn into_client_response<B>(resp: Response<B>) -> Response<Body>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<body::BoxError>,
-{
-    let (mut parts, body) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body::stream(body))
+fn into_client_response(mut resp: Response<Body>) -> Response<Body> {
+    headers::strip_hop_by_hop(resp.headers_mut());
+    resp
+}
+
+/// Reads a 401 body, which Zoom keeps tiny. (Not `Limited`: rustc cannot prove
+/// its higher-ranked error bound for our boxed body when it checks that the
+/// handler's future is `Send`.)
+async fn read_401(mut body: Body) -> Result<Bytes, body::BoxError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if buf.len() + data.len() > MAX_401_BODY {
+                return Err("longer than a token error".into());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Is this Zoom's 401 code 124 ("Invalid access token." / "Access token is expired.")?

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
@@ -20,7 +20,7 @@ use crate::error::{OAuthError, ProxyError};
 use crate::grants::Registry;
 use crate::metrics::{Metrics, RequestLabels, Route};
 use crate::oauth::OAuthEndpoint;
-use crate::upstream::UpstreamClient;
+use crate::upstream::OriginPool;
 
 /// Everything the proxy listener needs, shared by all connections.
 #[derive(Debug)]
@@ -28,9 +28,8 @@ pub struct Proxy {
     registry: Arc<Registry>,
     oauth: OAuthEndpoint,
     callers: CallerKeys,
-    client: UpstreamClient,
-    api_scheme: Scheme,
-    api_authority: Authority,
+    /// Connections to Zoom's API origin.
+    upstream: OriginPool,
     /// `Host` for forwarded requests: Zoom's API host.
     api_host: HeaderValue,
     /// Hosts an absolute-form request target may name: Zoom's and our own.
@@ -47,7 +46,7 @@ impl Proxy {
     pub fn new(
         config: &Config,
         registry: Arc<Registry>,
-        client: UpstreamClient,
+        upstream: OriginPool,
         metrics: Metrics,
     ) -> Self {
         let api = &config.zoom.api_url;
@@ -68,11 +67,9 @@ impl Proxy {
             registry,
             oauth,
             callers: CallerKeys::new(&config.callers),
-            client,
-            api_scheme: api.scheme().cloned().unwrap_or(Scheme::HTTPS),
+            upstream,
             api_host: HeaderValue::from_str(api_authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("api.zoom.us")),
-            api_authority,
             own_authorities,
             replay_body_limit: config.proxy.replay_body_limit,
             passthrough: config.proxy.passthrough,

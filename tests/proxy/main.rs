@@ -2,6 +2,7 @@
 
 mod forwarding;
 mod limits;
+mod pool;
 mod refresh;
 mod support;
 mod tls;

@@ -4,34 +4,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use grantmux::harness::Harness;
 use grantmux::sim::{Faults, SimConfig};
 use http::Method;
 
-use crate::support::{self, get, metrics, sample, S2S_KEY, USER_KEY};
+use crate::support::{self, get, metrics, sample, storm, S2S_KEY, USER_KEY};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Fires `n` concurrent GETs as `key`; returns the statuses that were not 200.
-async fn storm(h: &Arc<Harness>, n: usize, key: &'static str) -> Vec<(u16, String)> {
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let h = h.clone();
-            tokio::spawn(async move { get(&h, "/v2/users/me", key).await })
-        })
-        .collect();
-    let mut failures = Vec::new();
-    for t in tasks {
-        let a = t.await.expect("task");
-        if a.status != 200 {
-            failures.push((
-                a.status.as_u16(),
-                String::from_utf8_lossy(&a.body).into_owned(),
-            ));
-        }
-    }
-    failures
-}
 
 /// Waits (bounded) until `cond` holds, yielding to the runtime between checks.
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {

@@ -103,6 +103,31 @@ pub(crate) async fn get(h: &Harness, path: &str, key: &str) -> Answer {
     .expect("grantmux answers")
 }
 
+/// Fires `n` concurrent GETs as `key`; returns the statuses that were not 200.
+pub(crate) async fn storm(
+    h: &std::sync::Arc<Harness>,
+    n: usize,
+    key: &'static str,
+) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move { get(&h, "/v2/users/me", key).await })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for t in tasks {
+        let a = t.await.expect("task");
+        if a.status != 200 {
+            failures.push((
+                a.status.as_u16(),
+                String::from_utf8_lossy(&a.body).into_owned(),
+            ));
+        }
+    }
+    failures
+}
+
 /// The Prometheus text from the admin listener.
 pub(crate) async fn metrics(h: &Harness) -> String {
     let a = h

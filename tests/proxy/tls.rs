@@ -162,3 +162,19 @@ async fn a_wrong_ca_on_the_token_endpoint_means_no_token_and_503() {
     h.shutdown().await;
     other.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_cold_storm_over_http2_opens_one_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = std::sync::Arc::new(support::start(tls_sim(&dir, "ca.pem"), |_| {}).await);
+    // The simulator offers h2 by ALPN: the first connect finds that out while the
+    // rest wait, then every request shares that connection.
+    let failures = support::storm(&h, 200, S2S_KEY).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let m = support::metrics(&h).await;
+    assert_eq!(
+        support::sample(&m, "grantmux_upstream_connections_total"),
+        Some(1.0)
+    );
+    assert_eq!(h.sim.stats().api_requests, 200);
+}

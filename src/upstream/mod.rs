@@ -1,8 +1,14 @@
-//! The one HTTP client to Zoom: pooled keep-alive, rustls with the `ring`
-//! provider, HTTP/2 where Zoom offers it by ALPN.
+//! The HTTP clients to Zoom: rustls with the `ring` provider, pooled keep-alive,
+//! HTTP/2 where Zoom offers it by ALPN.
 //!
-//! Roots are webpki's, the system's, and `zoom.ca_file`. Plain `http://` is
-//! only reachable for loopback hosts, which config validation enforces.
+//! API calls go through [`OriginPool`], built for their one origin; the token
+//! endpoint, called a few times an hour, through hyper-util's pooled client.
+//! Both trust the same roots: webpki's, the system's, and `zoom.ca_file`. Plain
+//! `http://` is only reachable for loopback hosts, which config validation enforces.
+
+mod pool;
+
+pub use self::pool::{OriginPool, PoolError};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +24,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::body::Body;
 
-/// The pooled upstream client.
+/// The token endpoint's pooled client.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,35 +38,40 @@ pub enum TlsSetupError {
     CaCert { path: String, reason: String },
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("zoom.api_url {0}: no host to connect to")]
+    Origin(String),
 }
 
-/// Builds the client. `ca_file` adds roots to webpki's and the system's.
-pub fn client(
-    ca_file: Option<&Path>,
-    connect_timeout: Duration,
-) -> Result<UpstreamClient, TlsSetupError> {
+/// The TLS client settings shared by both clients (ALPN is set by each).
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
     let roots = roots(ca_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    Ok(Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// Builds the token endpoint's client.
+pub fn client(tls: &rustls::ClientConfig, connect_timeout: Duration) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     let https = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(tls.clone())
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        .build(https))
+        .build(https)
 }
 
 fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsSetupError> {
