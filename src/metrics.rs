@@ -160,15 +160,18 @@ impl Metrics {
 
     /// Records Zoom's rate-limit headers from an API answer.
     pub fn observe_ratelimit(&self, headers: &http::HeaderMap) {
+        // Named by constants: a `&str` name would be parsed and checked on every call.
+        const REMAINING: http::HeaderName = http::HeaderName::from_static("x-ratelimit-remaining");
+        const CATEGORY: http::HeaderName = http::HeaderName::from_static("x-ratelimit-category");
         let Some(remaining) = headers
-            .get("x-ratelimit-remaining")
+            .get(REMAINING)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok())
         else {
             return;
         };
         let category = headers
-            .get("x-ratelimit-category")
+            .get(CATEGORY)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| CATEGORIES.iter().find(|c| c.eq_ignore_ascii_case(v.trim())))
             .copied()

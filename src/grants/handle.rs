@@ -156,9 +156,12 @@ impl GrantHandle {
             }
             Freshness::Dead => Err(TokenError::Dead),
             Freshness::Expired => {
-                let result = self
-                    .refresh_while(|c, now| c.freshness(now, 0) == Freshness::Expired)
-                    .await;
+                // Boxed: the refresh is a large future, and every request's future
+                // would otherwise carry its size (and move it) for a rare path.
+                let result = Box::pin(
+                    self.refresh_while(|c, now| c.freshness(now, 0) == Freshness::Expired),
+                )
+                .await;
                 if matches!(result, Err(TokenError::Unavailable(_))) {
                     // Keep retrying in the background so the grant recovers without traffic.
                     self.kick_background(&cur);
@@ -174,7 +177,7 @@ impl GrantHandle {
         self: &Arc<Self>,
         sent: &Current,
     ) -> Result<Arc<Current>, TokenError> {
-        self.refresh_while(|c, _| c.same_token(sent)).await
+        Box::pin(self.refresh_while(|c, _| c.same_token(sent))).await
     }
 
     /// Refreshes now, whatever the token's state (admin `POST /grants/{id}/refresh`, keep-alive).

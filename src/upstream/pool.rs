@@ -229,7 +229,9 @@ impl Inner {
                 return Ok(Conn::H1(tx));
             }
         }
-        self.connect().await
+        // Boxed: connecting (TCP, TLS, handshakes) is a large future that most
+        // requests never enter, and every request's future would carry its size.
+        Box::pin(self.connect()).await
     }
 
     /// The shared HTTP/2 connection, made if needed. `None` once the origin
@@ -244,7 +246,7 @@ impl Inner {
             return Ok(None);
         }
         // The lock is held across the connect: whoever comes next learns the protocol.
-        match self.connect().await? {
+        match Box::pin(self.connect()).await? {
             Conn::H2(tx) => {
                 *shared = Some(tx.clone());
                 Ok(Some(Conn::H2(tx)))
