@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use grantmux::config::KeySource;
-use grantmux::grants::{Grant, GrantKey, Subject};
+use grantmux::grants::{AccessToken, Grant, GrantKey, Subject};
 use grantmux::secret::Secret;
 use grantmux::store::{FileStore, GrantStore};
 
@@ -103,11 +103,11 @@ fn grant(n: usize) -> Grant {
         Subject::User(format!("{n:022}")),
     );
     Grant {
-        access_token: Secret::new(format!("eyJ{n:0>700}")),
+        access_token: AccessToken::new(&format!("eyJ{n:0>700}")),
         refresh_token: Some(Secret::new(format!("eyJ{n:0>500}"))),
         expires_at_ms: 1_700_000_000_000 + n as u64,
         refreshed_at_ms: 1_700_000_000_000,
-        scope: "meeting:read:admin meeting:write:admin user:read:admin".to_owned(),
+        scope: "meeting:read:admin meeting:write:admin user:read:admin".into(),
         api_url: "https://api.zoom.us".to_owned(),
         version: 1,
         ..Grant::empty(key)

@@ -72,7 +72,7 @@ impl Admin {
             problems.push(format!("store: {error}"));
         }
         let grants = self.registry.all();
-        let unpersisted: Vec<&str> = grants
+        let unpersisted: Vec<String> = grants
             .iter()
             .filter(|g| g.is_unpersisted())
             .map(|g| g.id())
@@ -83,7 +83,7 @@ impl Admin {
                 unpersisted.join(", ")
             ));
         }
-        let dead: Vec<&str> = grants
+        let dead: Vec<String> = grants
             .iter()
             .filter(|g| g.current().dead.is_some())
             .map(|g| g.id())

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use grantmux::app::{Running, StartError, StartOptions};
 use grantmux::config::{Config, KeySource, StoreBackend};
-use grantmux::grants::{Grant, GrantKey, Subject};
+use grantmux::grants::{AccessToken, Grant, GrantKey, Subject};
 use grantmux::secret::Secret;
 use grantmux::store::{FileStore, GrantStore, StoreError, StoreKey, DB_FILE, KEY_FILE};
 use redb::ReadableTable as _;
@@ -27,13 +27,13 @@ fn grant_key(n: usize) -> GrantKey {
 
 fn grant(n: usize, version: u64) -> Grant {
     Grant {
-        access_token: Secret::new(format!("ACCESS-TOKEN-plaintext-{n}-v{version}")),
+        access_token: AccessToken::new(&format!("ACCESS-TOKEN-plaintext-{n}-v{version}")),
         refresh_token: Some(Secret::new(format!(
             "REFRESH-TOKEN-plaintext-{n}-v{version}"
         ))),
         expires_at_ms: 4_000_000_000_000,
         refreshed_at_ms: 1_700_000_000_000,
-        scope: "meeting:read".to_owned(),
+        scope: "meeting:read".into(),
         api_url: "https://api.zoom.us".to_owned(),
         version,
         ..Grant::empty(grant_key(n))

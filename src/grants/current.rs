@@ -1,5 +1,7 @@
 //! The published view of a grant: what the request path reads with one atomic load.
 
+use std::sync::Arc;
+
 use http::HeaderValue;
 
 use crate::clock::UnixMillis;
@@ -15,7 +17,7 @@ pub struct Current {
     pub expires_at_ms: UnixMillis,
     pub issued_at_ms: UnixMillis,
     /// Zoom's `scope` for this token, returned in callers' token answers.
-    pub scope: String,
+    pub scope: Arc<str>,
     /// `Some(reason)` once Zoom has refused the refresh token.
     pub dead: Option<String>,
 }

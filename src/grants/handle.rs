@@ -10,11 +10,10 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::HeaderValue;
 use rand::Rng as _;
 use tokio::sync::{watch, Mutex};
 
@@ -55,8 +54,8 @@ pub enum TokenError {
 /// A grant: its published token and its refresher.
 #[derive(Debug)]
 pub struct GrantHandle {
-    key: GrantKey,
-    id: String,
+    /// Shared with the registry's index, which is keyed by it.
+    key: Arc<GrantKey>,
     current: ArcSwap<Current>,
     /// The single-flight lock; it also guards the full record and the backoff state.
     flight: Mutex<Flight>,
@@ -97,11 +96,10 @@ struct AttemptDone<'a>(&'a AtomicU64);
 impl GrantHandle {
     pub fn new(record: Grant, ctx: Arc<RefreshCtx>) -> Arc<Self> {
         let current = ArcSwap::from_pointee(snapshot(&record));
-        let live_bindings = ArcSwap::from_pointee(live_set(&record));
-        let adopted = ArcSwap::from_pointee(adopted_list(&record));
+        let live_bindings = ArcSwap::new(live_set(&record));
+        let adopted = ArcSwap::new(adopted_list(&record));
         Arc::new(Self {
-            key: record.key.clone(),
-            id: record.key.id(),
+            key: Arc::new(record.key.clone()),
             current,
             flight: Mutex::new(Flight {
                 record,
@@ -124,8 +122,15 @@ impl GrantHandle {
         &self.key
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
+    /// `GrantKey::id`, made on each call: grants are many, and a stored copy
+    /// would cost each one its own allocation.
+    pub fn id(&self) -> String {
+        self.key.id()
+    }
+
+    /// The key as the registry indexes it.
+    pub(super) fn shared_key(&self) -> Arc<GrantKey> {
+        self.key.clone()
     }
 
     /// The published snapshot, without any freshness check.
@@ -341,7 +346,7 @@ impl GrantHandle {
                     .metrics
                     .refresh_seconds
                     .observe(started.elapsed().as_secs_f64());
-                tracing::info!(grant = %self.id, version = flight.record.version, "token refreshed");
+                tracing::info!(grant = %self.key, version = flight.record.version, "token refreshed");
                 Ok(self.current.load_full())
             }
             Err(error) if error.is_invalid_grant() => {
@@ -360,7 +365,7 @@ impl GrantHandle {
         flight.failures = flight.failures.saturating_add(1);
         let wait = backoff(&self.ctx.refresh, flight.failures);
         flight.retry_at_ms = now + wait.as_millis() as u64;
-        tracing::warn!(grant = %self.id, error = %reason, retry_in = ?wait, "refresh failed; will retry");
+        tracing::warn!(grant = %self.key, error = %reason, retry_in = ?wait, "refresh failed; will retry");
         flight.last_error = Some(TokenError::Unavailable(reason));
         last_error(flight)
     }
@@ -370,13 +375,13 @@ impl GrantHandle {
     async fn reread(&self, flight: &mut Flight) -> bool {
         match self.ctx.store.load(&self.key).await {
             Ok(Some(stored)) if stored.version > flight.record.version => {
-                tracing::info!(grant = %self.id, version = stored.version, "store holds a newer grant; adopting it");
+                tracing::info!(grant = %self.key, version = stored.version, "store holds a newer grant; adopting it");
                 self.install(flight, stored);
                 true
             }
             Ok(_) => false,
             Err(error) => {
-                tracing::warn!(grant = %self.id, %error, "cannot re-read the grant; using the copy in memory");
+                tracing::warn!(grant = %self.key, %error, "cannot re-read the grant; using the copy in memory");
                 false
             }
         }
@@ -415,7 +420,7 @@ impl GrantHandle {
         interrupted: bool,
     ) -> Result<Arc<Current>, TokenError> {
         if self.reread(flight).await && !flight.record.is_dead() {
-            tracing::info!(grant = %self.id, "invalid_grant was a lost race; using the newer grant");
+            tracing::info!(grant = %self.key, "invalid_grant was a lost race; using the newer grant");
             let _ = self.ctx.store.end_refresh(&self.key).await;
             return Ok(self.current.load_full());
         }
@@ -433,7 +438,7 @@ impl GrantHandle {
         let dead = flight
             .record
             .killed("Zoom answered invalid_grant to the refresh token");
-        tracing::error!(grant = %self.id, "grant is dead: Zoom refused its refresh token; the user must authorize again");
+        tracing::error!(grant = %self.key, "grant is dead: Zoom refused its refresh token; the user must authorize again");
         let dead = self.persist(dead).await;
         self.install(flight, dead);
         let _ = self.ctx.store.end_refresh(&self.key).await;
@@ -453,8 +458,8 @@ impl GrantHandle {
 
     /// Swaps the record and its binding indexes; the published token is untouched.
     fn replace_record(&self, flight: &mut Flight, record: Grant) {
-        self.live_bindings.store(Arc::new(live_set(&record)));
-        self.adopted.store(Arc::new(adopted_list(&record)));
+        self.live_bindings.store(live_set(&record));
+        self.adopted.store(adopted_list(&record));
         flight.record = record;
     }
 
@@ -485,11 +490,11 @@ impl GrantHandle {
                             if theirs.refreshed_at_ms > record.refreshed_at_ms
                                 && !theirs.is_dead() =>
                         {
-                            tracing::info!(grant = %self.id, "a newer authorization was stored meanwhile; taking it");
+                            tracing::info!(grant = %self.key, "a newer authorization was stored meanwhile; taking it");
                             return theirs;
                         }
                         _ => {
-                            tracing::warn!(grant = %self.id, stored, "store moved on while we called Zoom; rebasing our newer tokens");
+                            tracing::warn!(grant = %self.key, stored, "store moved on while we called Zoom; rebasing our newer tokens");
                             record.version = stored.max(record.version) + 1;
                             if let Ok(Some(theirs)) = self.ctx.store.load(&self.key).await {
                                 record.bindings = merge_bindings(&theirs, &record);
@@ -498,7 +503,7 @@ impl GrantHandle {
                     }
                 }
                 Err(error) => {
-                    tracing::error!(grant = %self.id, %error, "ROTATED REFRESH TOKEN NOT PERSISTED; keeping it in memory and retrying");
+                    tracing::error!(grant = %self.key, %error, "ROTATED REFRESH TOKEN NOT PERSISTED; keeping it in memory and retrying");
                     if !self.unpersisted.swap(true, Ordering::AcqRel) {
                         let this = self.clone();
                         tokio::spawn(async move { this.retry_persist().await });
@@ -554,7 +559,7 @@ impl GrantHandle {
                 match self.ctx.store.save(&flight.record).await {
                     Ok(()) => {
                         self.unpersisted.store(false, Ordering::Release);
-                        tracing::info!(grant = %self.id, "rotated refresh token persisted after retry");
+                        tracing::info!(grant = %self.key, "rotated refresh token persisted after retry");
                         return;
                     }
                     Err(StoreError::Conflict { .. }) => {
@@ -562,7 +567,7 @@ impl GrantHandle {
                         self.unpersisted.store(false, Ordering::Release);
                         return;
                     }
-                    Err(error) => tracing::error!(grant = %self.id, %error, "persist retry failed"),
+                    Err(error) => tracing::error!(grant = %self.key, %error, "persist retry failed"),
                 }
             }
             failures += 1;
@@ -590,15 +595,28 @@ impl Drop for AttemptDone<'_> {
     }
 }
 
-fn live_set(record: &Grant) -> HashSet<String> {
-    record.live_bindings().map(|b| b.id.clone()).collect()
+fn live_set(record: &Grant) -> Arc<HashSet<String>> {
+    // Most grants have no binding (static callers) or few: the empty set is shared.
+    static NONE: LazyLock<Arc<HashSet<String>>> = LazyLock::new(Arc::default);
+    let set: HashSet<String> = record.live_bindings().map(|b| b.id.clone()).collect();
+    if set.is_empty() {
+        NONE.clone()
+    } else {
+        Arc::new(set)
+    }
 }
 
-fn adopted_list(record: &Grant) -> Vec<(String, String)> {
-    record
+fn adopted_list(record: &Grant) -> Arc<Vec<(String, String)>> {
+    static NONE: LazyLock<Arc<Vec<(String, String)>>> = LazyLock::new(Arc::default);
+    let list: Vec<(String, String)> = record
         .live_bindings()
         .filter_map(|b| b.adopted_from.clone().map(|h| (h, b.id.clone())))
-        .collect()
+        .collect();
+    if list.is_empty() {
+        NONE.clone()
+    } else {
+        Arc::new(list)
+    }
 }
 
 /// Bindings of both records: those another replica added while we were busy survive.
@@ -615,16 +633,8 @@ fn merge_bindings(theirs: &Grant, ours: &Grant) -> Vec<Binding> {
 
 /// The snapshot readers see for `record`.
 fn snapshot(record: &Grant) -> Current {
-    let bearer = if record.access_token.is_empty() {
-        None
-    } else {
-        HeaderValue::try_from(format!("Bearer {}", record.access_token.expose()))
-            .ok()
-            .map(|mut v| {
-                v.set_sensitive(true);
-                v
-            })
-    };
+    // Shares the record's buffer: the grant holds its token once.
+    let bearer = record.access_token.header();
     Current {
         version: record.version,
         bearer,

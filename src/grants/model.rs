@@ -1,8 +1,10 @@
 //! The grant record: what is persisted for one real Zoom credential.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use super::GrantKey;
+use super::{AccessToken, GrantKey};
 use crate::clock::UnixMillis;
 use crate::oauth::TokenResponse;
 use crate::secret::Secret;
@@ -14,11 +16,12 @@ use crate::secret::Secret;
 pub struct Grant {
     pub key: GrantKey,
     /// Empty until the first token arrives (an S2S grant before its first mint).
-    pub access_token: Secret,
+    pub access_token: AccessToken,
     pub expires_at_ms: UnixMillis,
     /// User grants only; Server-to-Server grants are minted again instead.
     pub refresh_token: Option<Secret>,
-    pub scope: String,
+    /// Shared with the published snapshot (token answers quote it).
+    pub scope: Arc<str>,
     /// Zoom's `api_url` for this grant, kept for `/grants`; requests always go to `zoom.api_url`.
     pub api_url: String,
     pub refreshed_at_ms: UnixMillis,
@@ -60,10 +63,10 @@ impl Grant {
     pub fn empty(key: GrantKey) -> Self {
         Self {
             key,
-            access_token: Secret::default(),
+            access_token: AccessToken::default(),
             expires_at_ms: 0,
             refresh_token: None,
-            scope: String::new(),
+            scope: Arc::from(""),
             api_url: String::new(),
             refreshed_at_ms: 0,
             version: 0,
@@ -76,14 +79,17 @@ impl Grant {
     pub fn rotated(&self, tokens: &TokenResponse, now_ms: UnixMillis) -> Self {
         Self {
             key: self.key.clone(),
-            access_token: tokens.access_token.clone(),
+            access_token: AccessToken::new(tokens.access_token.expose()),
             expires_at_ms: now_ms + tokens.expires_in.saturating_mul(1000),
             // S2S answers carry no refresh token; a user answer always does.
             refresh_token: tokens
                 .refresh_token
                 .clone()
                 .or_else(|| self.refresh_token.clone()),
-            scope: tokens.scope.clone().unwrap_or_else(|| self.scope.clone()),
+            scope: tokens
+                .scope
+                .as_deref()
+                .map_or_else(|| self.scope.clone(), Arc::from),
             api_url: tokens
                 .api_url
                 .clone()

@@ -15,7 +15,8 @@ use crate::store::StoreError;
 /// concurrently per key; the hot path is a read of one shard.
 #[derive(Debug)]
 pub struct Registry {
-    grants: DashMap<GrantKey, Arc<GrantHandle>>,
+    /// Keyed by the handle's own `Arc<GrantKey>`: one copy of each key.
+    grants: DashMap<Arc<GrantKey>, Arc<GrantHandle>>,
     /// Hash of a legacy caller's real refresh token → the grant that adopted it.
     adopted: DashMap<String, GrantKey>,
     ctx: Arc<RefreshCtx>,
@@ -32,7 +33,8 @@ impl Registry {
             for hash in grant.live_bindings().filter_map(|b| b.adopted_from.clone()) {
                 adopted.insert(hash, grant.key.clone());
             }
-            grants.insert(grant.key.clone(), GrantHandle::new(grant, ctx.clone()));
+            let handle = GrantHandle::new(grant, ctx.clone());
+            grants.insert(handle.shared_key(), handle);
         }
         tracing::info!(grants = grants.len(), "grants loaded");
         Ok(Arc::new(Self {
@@ -83,9 +85,8 @@ impl Registry {
             {
                 self.adopted.insert(hash, key.clone());
             }
-            self.grants
-                .entry(key.clone())
-                .or_insert_with(|| GrantHandle::new(stored, self.ctx.clone()));
+            let handle = GrantHandle::new(stored, self.ctx.clone());
+            self.grants.entry(handle.shared_key()).or_insert(handle);
         }
     }
 
@@ -136,9 +137,11 @@ impl Registry {
         if let Some(found) = self.get(key) {
             return found;
         }
+        // Built before the entry is taken, so the index shares the handle's key.
+        let handle = GrantHandle::new(Grant::empty(key.clone()), self.ctx.clone());
         self.grants
-            .entry(key.clone())
-            .or_insert_with(|| GrantHandle::new(Grant::empty(key.clone()), self.ctx.clone()))
+            .entry(handle.shared_key())
+            .or_insert(handle)
             .clone()
     }
 

@@ -154,7 +154,11 @@ impl OAuthEndpoint {
                 .unwrap_or_default();
             if remaining == 0 && policy == RevokePolicy::LastBinding {
                 let record = grant.record().await;
-                if let Err(error) = self.zoom.revoke(&client_id, &record.access_token).await {
+                if let Err(error) = self
+                    .zoom
+                    .revoke(&client_id, record.access_token.expose())
+                    .await
+                {
                     tracing::warn!(grant = %grant.id(), %error, "revoking the grant at Zoom failed");
                 }
             }
@@ -342,8 +346,9 @@ impl OAuthEndpoint {
     ) -> Result<Response<Body>, OAuthError> {
         let ctx = self.registry.ctx();
         let now = ctx.clock.now_secs();
+        let gid = grant.id();
         let claims = |typ, exp| Claims {
-            gid: grant.id().to_owned(),
+            gid: gid.clone(),
             bid: binding.to_owned(),
             typ,
             iat: now,

@@ -152,9 +152,9 @@ impl ZoomTokenClient {
     }
 
     /// Revokes a real token at Zoom, which uninstalls the app for the user.
-    pub async fn revoke(&self, client_id: &str, token: &Secret) -> Result<(), ZoomTokenError> {
+    pub async fn revoke(&self, client_id: &str, token: &str) -> Result<(), ZoomTokenError> {
         let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", token.expose())
+            .append_pair("token", token)
             .finish();
         let (status, _) = self.exchange(client_id, &self.revoke_uri, form).await?;
         if status.is_success() {
