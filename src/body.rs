@@ -28,6 +28,49 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
+/// `head`, then the rest of `rest`: a body read partly before it was forwarded.
+pub fn prefixed<B>(head: Bytes, rest: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    Prefixed {
+        head: Some(head),
+        rest,
+    }
+    .boxed_unsync()
+}
+
+struct Prefixed<B> {
+    head: Option<Bytes>,
+    rest: B,
+}
+
+impl<B> http_body::Body for Prefixed<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        if let Some(head) = self.head.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(head))));
+        }
+        std::pin::Pin::new(&mut self.rest)
+            .poll_frame(cx)
+            .map(|frame| frame.map(|f| f.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.rest.is_end_stream()
+    }
+}
+
 /// A JSON answer with the given status.
 pub fn json(status: http::StatusCode, value: &serde_json::Value) -> http::Response<Body> {
     json_of(status, value)

@@ -567,7 +567,9 @@ impl GrantHandle {
                         self.unpersisted.store(false, Ordering::Release);
                         return;
                     }
-                    Err(error) => tracing::error!(grant = %self.key, %error, "persist retry failed"),
+                    Err(error) => {
+                        tracing::error!(grant = %self.key, %error, "persist retry failed")
+                    }
                 }
             }
             failures += 1;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::{headers, Proxy};
@@ -104,11 +104,17 @@ impl Proxy {
                 .await?;
             return Ok(into_client_response(resp));
         }
-        let bytes = Limited::new(body, self.replay_body_limit)
-            .collect()
-            .await
-            .map_err(|e| ProxyError::ClientBody(e.to_string()))?
-            .to_bytes();
+        let bytes = match buffer_up_to(body, self.replay_body_limit).await? {
+            Buffered::Whole(bytes) => bytes,
+            Buffered::Partial { head, rest } => {
+                // A chunked body that turned out too big: what was read goes first,
+                // the rest streams after it, and no replay is possible.
+                let resp = self
+                    .send(Request::from_parts(parts, body::prefixed(head, rest)))
+                    .await?;
+                return Ok(into_client_response(resp));
+            }
+        };
         let resp = self.send(rebuild(&parts, bytes.clone())).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(into_client_response(resp));
@@ -142,10 +148,11 @@ impl Proxy {
         Ok(into_client_response(resp))
     }
 
-    /// Bodies with a known length up to `replay_body_limit` are buffered for a replay.
+    /// Bodies up to `replay_body_limit` are buffered for a replay. One that says it
+    /// is longer streams from the start; a chunked one is read up to the limit first.
     fn replayable(&self, headers: &http::HeaderMap) -> bool {
         if headers.contains_key(header::TRANSFER_ENCODING) {
-            return false;
+            return true;
         }
         match headers.get(header::CONTENT_LENGTH) {
             None => true,
@@ -184,6 +191,42 @@ fn rebuild(parts: &Parts, bytes: Bytes) -> Request<Body> {
 fn into_client_response(mut resp: Response<Body>) -> Response<Body> {
     headers::strip_hop_by_hop(resp.headers_mut());
     resp
+}
+
+/// A caller's request body, read for a possible replay.
+enum Buffered {
+    Whole(Bytes),
+    /// Longer than the limit: the frames read so far, and the unread remainder.
+    Partial {
+        head: Bytes,
+        rest: Incoming,
+    },
+}
+
+/// Reads `body` whole if it fits in `limit` bytes; trailers are dropped (Zoom's
+/// API uses none).
+async fn buffer_up_to(mut body: Incoming, limit: usize) -> Result<Buffered, ProxyError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::ClientBody(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.is_empty() && data.len() > limit {
+            return Ok(Buffered::Partial {
+                head: data,
+                rest: body,
+            });
+        }
+        buf.extend_from_slice(&data);
+        if buf.len() > limit {
+            return Ok(Buffered::Partial {
+                head: buf.freeze(),
+                rest: body,
+            });
+        }
+    }
+    Ok(Buffered::Whole(buf.freeze()))
 }
 
 /// Reads a 401 body, which Zoom keeps tiny. (Not `Limited`: rustc cannot prove

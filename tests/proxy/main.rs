@@ -4,5 +4,6 @@ mod forwarding;
 mod limits;
 mod pool;
 mod refresh;
+mod replay;
 mod support;
 mod tls;
