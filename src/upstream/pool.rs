@@ -82,13 +82,22 @@ struct Inner {
     idle: Mutex<VecDeque<Idle>>,
     /// The shared HTTP/2 connection. An async lock: holding it across a connect is
     /// what keeps a cold storm to one connection.
-    h2: tokio::sync::Mutex<Option<http2::SendRequest<Body>>>,
+    h2: tokio::sync::Mutex<Option<SharedH2>>,
     opened: Counter,
 }
 
 struct Idle {
     tx: http1::SendRequest<Body>,
     since: Instant,
+}
+
+/// The HTTP/2 connection and when a request last took it. Idle past
+/// [`IDLE_TIMEOUT`], it is replaced like an idle HTTP/1.1 connection: a NAT or
+/// load balancer may have dropped it silently, and a request sent on it would
+/// wait out `zoom.response_timeout`.
+struct SharedH2 {
+    tx: http2::SendRequest<Body>,
+    last_used: Instant,
 }
 
 /// A connection checked out for one request.
@@ -238,8 +247,13 @@ impl Inner {
     /// turned out to speak HTTP/1.1 only.
     async fn checkout_h2(self: &Arc<Self>) -> Result<Option<Conn>, PoolError> {
         let mut shared = self.h2.lock().await;
-        if let Some(tx) = shared.as_ref().filter(|tx| !tx.is_closed()) {
-            return Ok(Some(Conn::H2(tx.clone())));
+        let now = Instant::now();
+        if let Some(h2) = shared
+            .as_mut()
+            .filter(|h2| !h2.tx.is_closed() && now.duration_since(h2.last_used) <= IDLE_TIMEOUT)
+        {
+            h2.last_used = now;
+            return Ok(Some(Conn::H2(h2.tx.clone())));
         }
         *shared = None;
         if self.proto() == PROTO_H1 {
@@ -248,7 +262,10 @@ impl Inner {
         // The lock is held across the connect: whoever comes next learns the protocol.
         match Box::pin(self.connect()).await? {
             Conn::H2(tx) => {
-                *shared = Some(tx.clone());
+                *shared = Some(SharedH2 {
+                    tx: tx.clone(),
+                    last_used: Instant::now(),
+                });
                 Ok(Some(Conn::H2(tx)))
             }
             h1 => Ok(Some(h1)),
