@@ -62,6 +62,8 @@ pub enum PoolError {
     ConnectTimeout { origin: String, after: Duration },
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    #[error("cannot name the request target: {0}")]
+    Target(String),
 }
 
 /// Pooled connections to one origin. Clones share the pool.
@@ -180,7 +182,7 @@ impl OriginPool {
                     }
                 }
                 Conn::H2(mut tx) => {
-                    *req.uri_mut() = self.inner.absolute(&path);
+                    *req.uri_mut() = self.inner.absolute(&path)?;
                     match tx.try_send_request(req).await {
                         Ok(resp) => return Ok(resp.map(crate::body::stream)),
                         Err(error) => error,
@@ -210,12 +212,12 @@ impl Inner {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn absolute(&self, path: &PathAndQuery) -> Uri {
+    fn absolute(&self, path: &PathAndQuery) -> Result<Uri, PoolError> {
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
         parts.path_and_query = Some(path.clone());
-        Uri::from_parts(parts).unwrap_or_default()
+        Uri::from_parts(parts).map_err(|e| PoolError::Target(e.to_string()))
     }
 
     async fn checkout(self: &Arc<Self>) -> Result<Conn, PoolError> {
