@@ -3,8 +3,6 @@
 //! Its own test binary, because it installs a global trace-level subscriber
 //! that captures every thread's logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grantmux::config::Caller;
@@ -12,19 +10,11 @@ use grantmux::grants::{GrantKey, Subject};
 use grantmux::harness::Harness;
 use grantmux::sim::{Faults, SimConfig};
 use http::Method;
+use tracing::Level;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+mod common;
 
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::logs::capture_every_thread;
 
 const CLIENT: &str = "sim-client";
 const SECRET: &str = "sim-secret";
@@ -57,13 +47,7 @@ async fn token(h: &Harness, base: &str, form: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_at_trace_level_logs_no_secret() {
-    let logs = Capture::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = capture_every_thread(Level::TRACE);
     let mut secrets: Vec<String> = vec![SECRET.into(), CALLER_KEY.into()];
 
     let sim = SimConfig {
@@ -190,7 +174,7 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
     }
     h.shutdown().await;
 
-    let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    let text = logs.text();
     assert!(
         text.lines().count() > 50,
         "the capture works: {} lines",
