@@ -5,3 +5,4 @@
 //! `mod common;` (from a folder: `#[path = "../common/mod.rs"] mod common;`).
 
 pub(crate) mod logs;
+pub(crate) mod process;

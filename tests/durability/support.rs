@@ -1,5 +1,7 @@
 //! HTTP helpers: a caller's code exchange through grantmux, API calls, admin calls.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use grantmux::sim::SimHandle;
 use http::{Method, Request, StatusCode};
@@ -56,7 +58,7 @@ fn basic() -> String {
 pub(crate) async fn authorize(
     http: &Http,
     sim: &SimHandle,
-    proxy: &str,
+    proxy: SocketAddr,
     user: &str,
 ) -> (String, String) {
     let code = sim.issue_code(CLIENT, user, REDIRECT);
@@ -83,7 +85,11 @@ pub(crate) async fn authorize(
 }
 
 /// `GET /v2/users/me` through grantmux with a virtual access token.
-pub(crate) async fn me(http: &Http, proxy: &str, access: &str) -> Option<(StatusCode, Value)> {
+pub(crate) async fn me(
+    http: &Http,
+    proxy: SocketAddr,
+    access: &str,
+) -> Option<(StatusCode, Value)> {
     call(
         http,
         Method::GET,
@@ -97,7 +103,7 @@ pub(crate) async fn me(http: &Http, proxy: &str, access: &str) -> Option<(Status
 /// A virtual refresh through grantmux.
 pub(crate) async fn refresh(
     http: &Http,
-    proxy: &str,
+    proxy: SocketAddr,
     refresh: &str,
 ) -> Option<(StatusCode, Value)> {
     call(
@@ -116,7 +122,7 @@ pub(crate) async fn refresh(
 /// `POST /grants/{id}/refresh` on the admin listener.
 pub(crate) async fn force_refresh(
     http: &Http,
-    admin: &str,
+    admin: SocketAddr,
     user: &str,
 ) -> Option<(StatusCode, Value)> {
     let id = format!("{CLIENT}%2Fuser%3A{user}");
@@ -130,7 +136,7 @@ pub(crate) async fn force_refresh(
     .await
 }
 
-pub(crate) async fn admin_json(http: &Http, admin: &str, path: &str) -> Value {
+pub(crate) async fn admin_json(http: &Http, admin: SocketAddr, path: &str) -> Value {
     call(http, Method::GET, &format!("http://{admin}{path}"), &[], "")
         .await
         .expect("admin answers")
