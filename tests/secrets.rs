@@ -14,6 +14,7 @@ use tracing::Level;
 
 mod common;
 
+use common::client::basic;
 use common::logs::capture_every_thread;
 
 const CLIENT: &str = "sim-client";
@@ -21,21 +22,13 @@ const SECRET: &str = "sim-secret";
 const CALLER_KEY: &str = "secret-scan-caller-key-7f3a9";
 const REDIRECT: &str = "http://localhost/cb";
 
-fn basic() -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"))
-    )
-}
-
 async fn token(h: &Harness, base: &str, form: &str) -> serde_json::Value {
     let a = h
         .call(
             Method::POST,
             &format!("{base}/oauth/token"),
             &[
-                ("authorization", &basic()),
+                ("authorization", &basic(CLIENT, SECRET)),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
             form.to_owned(),

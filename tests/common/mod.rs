@@ -4,5 +4,6 @@
 //! under `tests/` is a binary of its own; it includes this module with
 //! `mod common;` (from a folder: `#[path = "../common/mod.rs"] mod common;`).
 
+pub(crate) mod client;
 pub(crate) mod logs;
 pub(crate) mod process;

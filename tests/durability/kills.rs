@@ -5,6 +5,7 @@
 //! Every other kill must leave a working grant. The test tells the two apart by
 //! comparing the stored access token with the one Zoom (the simulator) holds.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,10 @@ use grantmux::config::KeySource;
 use grantmux::grants::{GrantKey, Subject};
 use grantmux::sim::{Sim, SimConfig};
 use grantmux::store::{FileStore, GrantStore};
+use http::Method;
 use rand::Rng as _;
 
+use crate::common::client::send;
 use crate::process::{write_config, Grantmux, CLIENT};
 use crate::support::{authorize, http, me};
 
@@ -136,21 +139,17 @@ async fn fifty_random_kills_lose_no_grant_outside_the_inherent_window() {
     sim.shutdown().await;
 }
 
-async fn raw_metrics(admin: std::net::SocketAddr) -> String {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let Ok(uri) = format!("http://{admin}/metrics").parse() else {
-        return String::new();
-    };
-    let Ok(resp) = client.get(uri).await else {
-        return String::new();
-    };
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+/// The Prometheus text from the admin listener; empty if it does not answer.
+async fn raw_metrics(admin: SocketAddr) -> String {
+    // A client of its own: it keeps no connection to a process killed earlier.
+    send(
+        &http(),
+        Method::GET,
+        &format!("http://{admin}/metrics"),
+        &[],
+        "",
+    )
+    .await
+    .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
+    .unwrap_or_default()
 }

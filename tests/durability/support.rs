@@ -2,24 +2,15 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use grantmux::sim::SimHandle;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::common::client::{basic, send};
+pub(crate) use crate::common::client::{http, Http};
 use crate::process::{CLIENT, SECRET};
 
 const REDIRECT: &str = "http://localhost/cb";
-
-pub(crate) type Http = Client<HttpConnector, Full<Bytes>>;
-
-pub(crate) fn http() -> Http {
-    Client::builder(TokioExecutor::new()).build_http()
-}
 
 /// Sends a request; `None` when the connection failed (the process is gone).
 pub(crate) async fn call(
@@ -29,28 +20,13 @@ pub(crate) async fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Option<(StatusCode, Value)> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let resp = http
-        .request(req.body(Full::new(Bytes::from(body.to_owned()))).ok()?)
+    let (status, bytes) = send(http, method, url, headers, body.to_owned())
         .await
         .ok()?;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.ok()?.to_bytes();
     Some((
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     ))
-}
-
-fn basic() -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"))
-    )
 }
 
 /// A caller's authorization: a code from the simulator, exchanged at grantmux.
@@ -70,7 +46,7 @@ pub(crate) async fn authorize(
         Method::POST,
         &format!("http://{proxy}/oauth/token"),
         &[
-            ("authorization", &basic()),
+            ("authorization", &basic(CLIENT, SECRET)),
             ("content-type", "application/x-www-form-urlencoded"),
         ],
         &form,
@@ -111,7 +87,7 @@ pub(crate) async fn refresh(
         Method::POST,
         &format!("http://{proxy}/oauth/token"),
         &[
-            ("authorization", &basic()),
+            ("authorization", &basic(CLIENT, SECRET)),
             ("content-type", "application/x-www-form-urlencoded"),
         ],
         &format!("grant_type=refresh_token&refresh_token={refresh}"),

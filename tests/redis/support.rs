@@ -10,14 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use grantmux::sim::{Sim, SimConfig, SimHandle};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub(crate) use crate::common::client::Http;
+use crate::common::client::{basic, read, request};
 use crate::common::process::{write_config, Grantmux};
 pub(crate) use crate::common::process::{CLIENT, SECRET};
 
@@ -34,8 +32,6 @@ const REDIRECT: &str = "http://localhost/cb";
 /// secret that must never reach their logs.
 pub(crate) const REDIS_PASSWORD: &str = "redis-test-password-7d1c";
 const DEADLINE: Duration = Duration::from_secs(30);
-
-pub(crate) type Http = Client<HttpConnector, Full<Bytes>>;
 
 /// A `redis-server` on a free port with an append-only file in its own folder,
 /// so that a test can kill it and start it again on the same data. Killed on drop.
@@ -218,7 +214,7 @@ impl Cluster {
         Self {
             redis,
             sim,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: crate::common::client::http(),
             config,
             _dir: dir,
         }
@@ -269,7 +265,7 @@ impl Cluster {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let basic = format!("Basic {}", b64(&format!("{CLIENT}:{SECRET}")));
+        let basic = basic(CLIENT, SECRET);
         let (status, body) = send(
             &self.http,
             Method::POST,
@@ -467,7 +463,8 @@ impl Load {
 
 // === helpers ===
 
-/// Sends a request and reads the whole answer.
+/// Sends a request and reads the whole answer; an answer that has not begun
+/// within the deadline is an error.
 pub(crate) async fn send(
     http: &Http,
     method: Method,
@@ -475,24 +472,13 @@ pub(crate) async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Result<(u16, Bytes), String> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let req = req
-        .body(Full::new(body.into()))
-        .map_err(|e| e.to_string())?;
+    let req = request(method, url, headers, body)?;
     let resp = tokio::time::timeout(DEADLINE, http.request(req))
         .await
         .map_err(|_| format!("no answer from {url} in {DEADLINE:?}"))?
         .map_err(|e| format!("{e:?}"))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((status, body.to_bytes()))
+    let (status, body) = read(resp).await?;
+    Ok((status.as_u16(), body))
 }
 
 /// Polls `done` (every 5 ms) until it holds; panics after the deadline.
@@ -526,11 +512,6 @@ fn free_port() -> u16 {
             return port;
         }
     }
-}
-
-pub(crate) fn b64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Milliseconds since the Unix epoch, the clock every replica reads.
