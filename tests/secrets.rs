@@ -3,8 +3,6 @@
 //! Its own test binary, because it installs a global trace-level subscriber
 //! that captures every thread's logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grantmux::config::Caller;
@@ -12,32 +10,17 @@ use grantmux::grants::{GrantKey, Subject};
 use grantmux::harness::Harness;
 use grantmux::sim::{Faults, SimConfig};
 use http::Method;
+use tracing::Level;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+mod common;
 
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::client::basic;
+use common::logs::capture_every_thread;
 
 const CLIENT: &str = "sim-client";
 const SECRET: &str = "sim-secret";
 const CALLER_KEY: &str = "secret-scan-caller-key-7f3a9";
 const REDIRECT: &str = "http://localhost/cb";
-
-fn basic() -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"))
-    )
-}
 
 async fn token(h: &Harness, base: &str, form: &str) -> serde_json::Value {
     let a = h
@@ -45,7 +28,7 @@ async fn token(h: &Harness, base: &str, form: &str) -> serde_json::Value {
             Method::POST,
             &format!("{base}/oauth/token"),
             &[
-                ("authorization", &basic()),
+                ("authorization", &basic(CLIENT, SECRET)),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
             form.to_owned(),
@@ -57,13 +40,7 @@ async fn token(h: &Harness, base: &str, form: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_at_trace_level_logs_no_secret() {
-    let logs = Capture::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = capture_every_thread(Level::TRACE);
     let mut secrets: Vec<String> = vec![SECRET.into(), CALLER_KEY.into()];
 
     let sim = SimConfig {
@@ -190,7 +167,7 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
     }
     h.shutdown().await;
 
-    let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    let text = logs.text();
     assert!(
         text.lines().count() > 50,
         "the capture works: {} lines",

@@ -5,6 +5,7 @@
 //! Every other kill must leave a working grant. The test tells the two apart by
 //! comparing the stored access token with the one Zoom (the simulator) holds.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +14,11 @@ use grantmux::config::KeySource;
 use grantmux::grants::{GrantKey, Subject};
 use grantmux::sim::{Sim, SimConfig};
 use grantmux::store::{FileStore, GrantStore};
+use http::Method;
 use rand::Rng as _;
 
-use crate::process::{write_config, Gmx, CLIENT};
+use crate::common::client::send;
+use crate::process::{write_config, Grantmux, CLIENT};
 use crate::support::{authorize, http, me};
 
 const USER: &str = "churn-user";
@@ -72,28 +75,23 @@ async fn fifty_random_kills_lose_no_grant_outside_the_inherent_window() {
     let config = write_config(dir.path(), &sim);
     let state = dir.path().join("state");
     let http = http();
-    let mut gmx = Gmx::start(&config, None);
-    let (mut access, _) = authorize(&http, &sim, &gmx.proxy, USER).await;
+    let mut gmx = Grantmux::start(&config, &[]);
+    let (mut access, _) = authorize(&http, &sim, gmx.proxy, USER).await;
     let (mut in_window, mut survived) = (0, 0);
     let mut totals: Vec<(f64, u64)> = Vec::new();
     for round in 0..KILLS {
         let running = Arc::new(AtomicBool::new(true));
         let load = {
-            let (http, proxy, access, running) = (
-                http.clone(),
-                gmx.proxy.clone(),
-                access.clone(),
-                running.clone(),
-            );
+            let (http, proxy, access, running) =
+                (http.clone(), gmx.proxy, access.clone(), running.clone());
             tokio::spawn(async move {
-                while running.load(Ordering::Relaxed) && me(&http, &proxy, &access).await.is_some()
-                {
+                while running.load(Ordering::Relaxed) && me(&http, proxy, &access).await.is_some() {
                 }
             })
         };
         let wait = rand::rng().random_range(100..900);
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let metrics = raw_metrics(&gmx.admin).await;
+        let metrics = raw_metrics(gmx.admin).await;
         for (i, (le, count)) in persist_buckets(&metrics).into_iter().enumerate() {
             match totals.get_mut(i) {
                 Some(t) => t.1 += count,
@@ -107,8 +105,8 @@ async fn fifty_random_kills_lose_no_grant_outside_the_inherent_window() {
 
         let stored = stored_access_token(&state).await;
         let at_zoom = sim.current_access_token(CLIENT, USER);
-        gmx = Gmx::start(&config, None);
-        let (status, body) = me(&http, &gmx.proxy, &access).await.expect("answer");
+        gmx = Grantmux::start(&config, &[]);
+        let (status, body) = me(&http, gmx.proxy, &access).await.expect("answer");
         if stored.is_some() && stored == at_zoom {
             assert_eq!(
                 status, 200,
@@ -119,7 +117,7 @@ async fn fifty_random_kills_lose_no_grant_outside_the_inherent_window() {
             // Zoom rotated the token and the kill came before the write landed.
             assert_eq!(status, 401, "round {round}: {body}");
             in_window += 1;
-            access = authorize(&http, &sim, &gmx.proxy, USER).await.0;
+            access = authorize(&http, &sim, gmx.proxy, USER).await.0;
         }
     }
     gmx.stop("-TERM");
@@ -141,21 +139,17 @@ async fn fifty_random_kills_lose_no_grant_outside_the_inherent_window() {
     sim.shutdown().await;
 }
 
-async fn raw_metrics(admin: &str) -> String {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let Ok(uri) = format!("http://{admin}/metrics").parse() else {
-        return String::new();
-    };
-    let Ok(resp) = client.get(uri).await else {
-        return String::new();
-    };
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+/// The Prometheus text from the admin listener; empty if it does not answer.
+async fn raw_metrics(admin: SocketAddr) -> String {
+    // A client of its own: it keeps no connection to a process killed earlier.
+    send(
+        &http(),
+        Method::GET,
+        &format!("http://{admin}/metrics"),
+        &[],
+        "",
+    )
+    .await
+    .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
+    .unwrap_or_default()
 }

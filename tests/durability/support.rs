@@ -1,23 +1,16 @@
 //! HTTP helpers: a caller's code exchange through grantmux, API calls, admin calls.
 
-use bytes::Bytes;
+use std::net::SocketAddr;
+
 use grantmux::sim::SimHandle;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::common::client::{basic, send};
+pub(crate) use crate::common::client::{http, Http};
 use crate::process::{CLIENT, SECRET};
 
 const REDIRECT: &str = "http://localhost/cb";
-
-pub(crate) type Http = Client<HttpConnector, Full<Bytes>>;
-
-pub(crate) fn http() -> Http {
-    Client::builder(TokioExecutor::new()).build_http()
-}
 
 /// Sends a request; `None` when the connection failed (the process is gone).
 pub(crate) async fn call(
@@ -27,28 +20,13 @@ pub(crate) async fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Option<(StatusCode, Value)> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let resp = http
-        .request(req.body(Full::new(Bytes::from(body.to_owned()))).ok()?)
+    let (status, bytes) = send(http, method, url, headers, body.to_owned())
         .await
         .ok()?;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.ok()?.to_bytes();
     Some((
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     ))
-}
-
-fn basic() -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"))
-    )
 }
 
 /// A caller's authorization: a code from the simulator, exchanged at grantmux.
@@ -56,7 +34,7 @@ fn basic() -> String {
 pub(crate) async fn authorize(
     http: &Http,
     sim: &SimHandle,
-    proxy: &str,
+    proxy: SocketAddr,
     user: &str,
 ) -> (String, String) {
     let code = sim.issue_code(CLIENT, user, REDIRECT);
@@ -68,7 +46,7 @@ pub(crate) async fn authorize(
         Method::POST,
         &format!("http://{proxy}/oauth/token"),
         &[
-            ("authorization", &basic()),
+            ("authorization", &basic(CLIENT, SECRET)),
             ("content-type", "application/x-www-form-urlencoded"),
         ],
         &form,
@@ -83,7 +61,11 @@ pub(crate) async fn authorize(
 }
 
 /// `GET /v2/users/me` through grantmux with a virtual access token.
-pub(crate) async fn me(http: &Http, proxy: &str, access: &str) -> Option<(StatusCode, Value)> {
+pub(crate) async fn me(
+    http: &Http,
+    proxy: SocketAddr,
+    access: &str,
+) -> Option<(StatusCode, Value)> {
     call(
         http,
         Method::GET,
@@ -97,7 +79,7 @@ pub(crate) async fn me(http: &Http, proxy: &str, access: &str) -> Option<(Status
 /// A virtual refresh through grantmux.
 pub(crate) async fn refresh(
     http: &Http,
-    proxy: &str,
+    proxy: SocketAddr,
     refresh: &str,
 ) -> Option<(StatusCode, Value)> {
     call(
@@ -105,7 +87,7 @@ pub(crate) async fn refresh(
         Method::POST,
         &format!("http://{proxy}/oauth/token"),
         &[
-            ("authorization", &basic()),
+            ("authorization", &basic(CLIENT, SECRET)),
             ("content-type", "application/x-www-form-urlencoded"),
         ],
         &format!("grant_type=refresh_token&refresh_token={refresh}"),
@@ -116,7 +98,7 @@ pub(crate) async fn refresh(
 /// `POST /grants/{id}/refresh` on the admin listener.
 pub(crate) async fn force_refresh(
     http: &Http,
-    admin: &str,
+    admin: SocketAddr,
     user: &str,
 ) -> Option<(StatusCode, Value)> {
     let id = format!("{CLIENT}%2Fuser%3A{user}");
@@ -130,7 +112,7 @@ pub(crate) async fn force_refresh(
     .await
 }
 
-pub(crate) async fn admin_json(http: &Http, admin: &str, path: &str) -> Value {
+pub(crate) async fn admin_json(http: &Http, admin: SocketAddr, path: &str) -> Value {
     call(http, Method::GET, &format!("http://{admin}{path}"), &[], "")
         .await
         .expect("admin answers")

@@ -1,5 +1,7 @@
 //! grantmux in front of the simulator, over real sockets.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod forwarding;
 mod limits;
 mod pool;

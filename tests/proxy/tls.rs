@@ -1,44 +1,11 @@
 //! Forwarding to an HTTPS upstream through rustls, trusting `zoom.ca_file`.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use grantmux::sim::{Sim, SimConfig};
 use sha2::Digest;
+use tracing::Level;
 
+use crate::common::logs::capture;
 use crate::support::{self, get, S2S_KEY};
-
-/// Captures this thread's trace-level logs (the tests run on a current-thread runtime,
-/// so every task of grantmux logs here).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
-}
-
-fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (cap, tracing::subscriber::set_default(sub))
-}
 
 fn tls_sim(dir: &tempfile::TempDir, name: &str) -> SimConfig {
     SimConfig {
@@ -99,7 +66,7 @@ async fn the_forwarding_suite_passes_over_tls() {
 
 #[tokio::test]
 async fn a_wrong_ca_fails_with_502_and_a_clear_log_line() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = capture(Level::DEBUG);
     let dir = tempfile::tempdir().expect("tempdir");
     // Another simulator's CA: a valid certificate that did not sign our upstream's.
     let other = Sim::start(tls_sim(&dir, "other-ca.pem"))
@@ -141,7 +108,7 @@ async fn a_wrong_ca_fails_with_502_and_a_clear_log_line() {
 
 #[tokio::test]
 async fn a_wrong_ca_on_the_token_endpoint_means_no_token_and_503() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = capture(Level::DEBUG);
     let dir = tempfile::tempdir().expect("tempdir");
     let other = Sim::start(tls_sim(&dir, "other-ca.pem"))
         .await

@@ -6,6 +6,8 @@
 //! The simulator and the replicas run on real time: the replicas are separate
 //! processes, so a test cannot advance their clocks. Token lifetimes are seconds.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod outage;
 mod pickup;
 mod rotation;

@@ -1,7 +1,6 @@
 //! Fixtures: a `redis-server` of the test's own, real `grantmux serve` replicas
 //! sharing it, an in-process simulator, and callers that count failures.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,16 +10,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use grantmux::sim::{Sim, SimConfig, SimHandle};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub(crate) const CLIENT: &str = "sim-client";
-pub(crate) const SECRET: &str = "sim-secret";
+pub(crate) use crate::common::client::Http;
+use crate::common::client::{basic, read, request};
+use crate::common::process::{write_config, Grantmux};
+pub(crate) use crate::common::process::{CLIENT, SECRET};
+
 pub(crate) const USER: &str = "sim-user";
 pub(crate) const ACCOUNT: &str = "sim-account";
 pub(crate) const USER_GRANT: &str = "sim-client/user:sim-user";
@@ -34,8 +32,6 @@ const REDIRECT: &str = "http://localhost/cb";
 /// secret that must never reach their logs.
 pub(crate) const REDIS_PASSWORD: &str = "redis-test-password-7d1c";
 const DEADLINE: Duration = Duration::from_secs(30);
-
-pub(crate) type Http = Client<HttpConnector, Full<Bytes>>;
 
 /// A `redis-server` on a free port with an append-only file in its own folder,
 /// so that a test can kill it and start it again on the same data. Killed on drop.
@@ -66,8 +62,7 @@ pub(crate) struct Replica {
     pub(crate) name: String,
     pub(crate) proxy: SocketAddr,
     pub(crate) admin: SocketAddr,
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    process: Grantmux,
 }
 
 /// Everything a multi-replica test runs: Redis, the simulator and the replicas' config.
@@ -215,12 +210,11 @@ impl Cluster {
         let redis = RedisServer::start();
         let sim = Sim::start(sim).await.expect("sim starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("proxy.toml");
-        std::fs::write(&config, replica_toml(&sim.base_url(), &replicas)).expect("config");
+        let config = write_config(dir.path(), &sim.base_url(), &replica_toml(&replicas));
         Self {
             redis,
             sim,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: crate::common::client::http(),
             config,
             _dir: dir,
         }
@@ -271,7 +265,7 @@ impl Cluster {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let basic = format!("Basic {}", b64(&format!("{CLIENT}:{SECRET}")));
+        let basic = basic(CLIENT, SECRET);
         let (status, body) = send(
             &self.http,
             Method::POST,
@@ -288,18 +282,10 @@ impl Cluster {
     }
 }
 
-fn replica_toml(sim: &str, r: &ReplicaConfig) -> String {
+/// The `proxy.toml` sections after the app: the shared Redis store, refresh, callers.
+fn replica_toml(r: &ReplicaConfig) -> String {
     format!(
         r#"
-[listen]
-proxy = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-[zoom]
-api_url = "{sim}"
-oauth_url = "{sim}"
-[[app]]
-client_id = "{CLIENT}"
-client_secret_env = "SIM_SECRET"
 [store]
 backend = "redis"
 url_env = "REDIS_URL"
@@ -327,88 +313,43 @@ grant = {{ client_id = "{CLIENT}", account_id = "{ACCOUNT}" }}
 
 impl Replica {
     fn start(name: &str, config: &Path, redis_url: &str, failpoint: Option<&str>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_grantmux"))
-            .args(["--log-format", "json", "serve", "--config"])
-            .arg(config)
-            .env("SIM_SECRET", SECRET)
-            .env("REDIS_URL", redis_url)
-            .env("GRANTMUX_STORE_KEY", STORE_KEY)
-            .env("USER_KEY", USER_KEY)
-            .env("S2S_KEY", S2S_KEY)
-            .env("GRANTMUX_LOG", "info")
-            .env("GRANTMUX_FAILPOINT", failpoint.unwrap_or(""))
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("grantmux starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut log = Vec::new();
-        let (proxy, admin) = loop {
-            let Some(Ok(line)) = lines.next() else {
-                panic!("{name} exited before it started: {log:#?}");
-            };
-            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            log.push(line);
-            if v["fields"]["message"] == "grantmux started" {
-                let addr = |k: &str| v["fields"][k].as_str().expect(k).parse().expect(k);
-                break (addr("proxy"), addr("admin"));
-            }
-        };
-        // Keep draining stderr so the child never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(log));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().expect("log").push(line);
-            }
-        });
+        let process = Grantmux::start(
+            config,
+            &[
+                ("REDIS_URL", redis_url),
+                ("GRANTMUX_STORE_KEY", STORE_KEY),
+                ("USER_KEY", USER_KEY),
+                ("S2S_KEY", S2S_KEY),
+                ("GRANTMUX_FAILPOINT", failpoint.unwrap_or("")),
+            ],
+        );
         Self {
             name: name.to_owned(),
-            proxy,
-            admin,
-            child,
-            log,
+            proxy: process.proxy,
+            admin: process.admin,
+            process,
         }
     }
 
     /// Has the replica logged a line containing `text`?
     pub(crate) fn logged(&self, text: &str) -> bool {
-        self.log
-            .lock()
-            .expect("log")
-            .iter()
-            .any(|l| l.contains(text))
+        self.process.logged(text)
     }
 
     pub(crate) fn log(&self) -> Vec<String> {
-        self.log.lock().expect("log").clone()
+        self.process.log()
     }
 
     /// Resumes a replica its failpoint stopped (SIGCONT).
     pub(crate) fn resume(&self) {
-        self.signal("-CONT");
+        self.process.signal("-CONT");
     }
 
     /// Waits until the kernel reports the process stopped (its failpoint fired).
     pub(crate) fn wait_stopped(&self) {
-        let stat = format!("/proc/{}/stat", self.child.id());
         wait_for(&format!("{} to stop at its failpoint", self.name), || {
-            std::fs::read_to_string(&stat)
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .map(|r| r.trim_start().starts_with('T'))
-                })
-                .unwrap_or(false)
+            self.process.is_stopped()
         });
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {}", self.name);
     }
 
     /// `GET /v2/users/me` through this replica with a caller key or virtual token.
@@ -453,16 +394,6 @@ impl Replica {
         send(http, Method::GET, &url, &[], "")
             .await
             .map_or(0, |(s, _)| s)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -532,7 +463,8 @@ impl Load {
 
 // === helpers ===
 
-/// Sends a request and reads the whole answer.
+/// Sends a request and reads the whole answer; an answer that has not begun
+/// within the deadline is an error.
 pub(crate) async fn send(
     http: &Http,
     method: Method,
@@ -540,24 +472,13 @@ pub(crate) async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Result<(u16, Bytes), String> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let req = req
-        .body(Full::new(body.into()))
-        .map_err(|e| e.to_string())?;
+    let req = request(method, url, headers, body)?;
     let resp = tokio::time::timeout(DEADLINE, http.request(req))
         .await
         .map_err(|_| format!("no answer from {url} in {DEADLINE:?}"))?
         .map_err(|e| format!("{e:?}"))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((status, body.to_bytes()))
+    let (status, body) = read(resp).await?;
+    Ok((status.as_u16(), body))
 }
 
 /// Polls `done` (every 5 ms) until it holds; panics after the deadline.
@@ -591,11 +512,6 @@ fn free_port() -> u16 {
             return port;
         }
     }
-}
-
-pub(crate) fn b64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Milliseconds since the Unix epoch, the clock every replica reads.

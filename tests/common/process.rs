@@ -1,0 +1,169 @@
+//! A real `grantmux serve` process in front of an in-process simulator: its
+//! `proxy.toml`, its start, the addresses it logs, its signals and its exit.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The simulator's app: [`write_config`] names it, [`Grantmux::start`] passes its secret.
+pub(crate) const CLIENT: &str = "sim-client";
+pub(crate) const SECRET: &str = "sim-secret";
+
+/// Writes `dir/proxy.toml`: listeners on ports the kernel picks (the process
+/// logs which), Zoom at the simulator's `sim_url`, the simulator's app with its
+/// secret in `SIM_SECRET`; then `rest` (store, refresh, callers).
+pub(crate) fn write_config(dir: &Path, sim_url: &str, rest: &str) -> PathBuf {
+    let path = dir.join("proxy.toml");
+    let config = format!(
+        r#"
+[listen]
+proxy = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[zoom]
+api_url = "{sim_url}"
+oauth_url = "{sim_url}"
+[[app]]
+client_id = "{CLIENT}"
+client_secret_env = "SIM_SECRET"
+{rest}"#
+    );
+    std::fs::write(&path, config).expect("config written");
+    path
+}
+
+/// A running `grantmux serve`, the addresses it logged and all it logs.
+/// Killed on drop (SIGCONT first, in case it is stopped).
+pub(crate) struct Grantmux {
+    pub(crate) proxy: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    drain: Option<JoinHandle<()>>,
+}
+
+impl Grantmux {
+    /// Starts `grantmux --log-format json serve --config <config>` with
+    /// `SIM_SECRET`, then `env` (no failpoint unless `env` arms one), and waits
+    /// until it logs `grantmux started`.
+    pub(crate) fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_grantmux"))
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(config)
+            .env("SIM_SECRET", SECRET)
+            .env("GRANTMUX_LOG", "info")
+            .env_remove("GRANTMUX_FAILPOINT")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("grantmux starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut log = Vec::new();
+        let (proxy, admin) = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("grantmux exited before it started: {log:#?}");
+            };
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            log.push(line);
+            if v["fields"]["message"] == "grantmux started" {
+                let addr = |k: &str| v["fields"][k].as_str().expect(k).parse().expect(k);
+                break (addr("proxy"), addr("admin"));
+            }
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(log));
+        let sink = log.clone();
+        let drain = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        Self {
+            proxy,
+            admin,
+            child,
+            log,
+            drain: Some(drain),
+        }
+    }
+
+    /// `kill <signal>`, e.g. `-TERM`, `-KILL`, `-CONT`.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal}");
+    }
+
+    /// `kill <signal>`, then [`Self::wait`].
+    pub(crate) fn stop(mut self, signal: &str) -> (Option<i32>, Vec<String>) {
+        self.signal(signal);
+        self.wait()
+    }
+
+    /// Waits for the process to end; returns its exit code (None: ended by a
+    /// signal) and all it logged, to the last line.
+    pub(crate) fn wait(&mut self) -> (Option<i32>, Vec<String>) {
+        let status = self.child.wait().expect("wait");
+        // The pipe closes with the process: once the drain ends, the log is whole.
+        if let Some(drain) = self.drain.take() {
+            drain.join().expect("log drain");
+        }
+        (status.code(), self.log())
+    }
+
+    /// Waits up to 20 s for the process to end on its own (a failpoint abort).
+    pub(crate) async fn exited(&mut self) -> bool {
+        for _ in 0..2000 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Whether the kernel reports the process stopped (a failpoint's SIGSTOP).
+    pub(crate) fn is_stopped(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    }
+
+    /// Has the process logged a line containing `text`?
+    pub(crate) fn logged(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains(text))
+    }
+
+    /// All it has logged so far.
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Grantmux {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
