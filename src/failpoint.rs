@@ -4,7 +4,8 @@
 //! refresher reaches that step; `GRANTMUX_FAILPOINT=<step>:stop` instead
 //! freezes it there once with SIGSTOP, for the test to resume with SIGCONT.
 //!
-//! Steps: `before_zoom`, `after_zoom` (Zoom answered, nothing written),
+//! Steps: `before_zoom`, `calling_zoom` (past the last check that the refresh
+//! lock is still ours), `after_zoom` (Zoom answered, nothing written),
 //! `after_write` (stored, not yet published), `after_publish`. Unset in
 //! production, where the check is one load of a cached value.
 

@@ -305,7 +305,7 @@ impl GrantHandle {
         let _done = AttemptDone(&self.attempts);
         let started = Instant::now();
         // Across replicas, one refresher per grant: without the lock, never call Zoom.
-        let _lease = match self.ctx.store.lock(&self.key).await {
+        let lease = match self.ctx.store.lock(&self.key).await {
             Ok(lease) => lease,
             Err(error) => {
                 return Err(self.failed(flight, format!("cannot take the refresh lock: {error}")))
@@ -325,6 +325,10 @@ impl GrantHandle {
             }
         };
         failpoint::hit("before_zoom");
+        if !lease.still_held() {
+            return self.lapsed_before_zoom(flight, need).await;
+        }
+        failpoint::hit("calling_zoom");
         // Tokens are dated when the request left, not when we got round to the
         // answer: a process that stalls after Zoom answers must neither claim a
         // longer lifetime than Zoom gave, nor look newer than a refresh another
@@ -444,6 +448,30 @@ impl GrantHandle {
         let _ = self.ctx.store.end_refresh(&self.key).await;
         let _ = self.ctx.store.announce(&self.key).await;
         Err(TokenError::Dead)
+    }
+
+    /// This process froze past its lease between taking the lock and calling
+    /// Zoom (a pause, a stalled VM): another replica may own the refresh now, and
+    /// may already have rotated the refresh token this one would send. Calling
+    /// Zoom would only earn an `invalid_grant`; take what is stored instead.
+    async fn lapsed_before_zoom(
+        self: &Arc<Self>,
+        flight: &mut Flight,
+        need: &impl Fn(&Current, UnixMillis) -> bool,
+    ) -> Result<Arc<Current>, TokenError> {
+        tracing::warn!(grant = %self.key, "refresh lock lapsed before the call to Zoom; not calling it");
+        let _ = self.ctx.store.end_refresh(&self.key).await;
+        if self.reread(flight).await {
+            let cur = self.current.load_full();
+            let now = self.ctx.clock.now_ms();
+            if !need(&cur, now) {
+                return usable(cur, now, flight);
+            }
+        }
+        Err(self.failed(
+            flight,
+            "the refresh lock lapsed before the call to Zoom".into(),
+        ))
     }
 
     /// Makes `record` the grant's state and publishes its token.

@@ -78,25 +78,37 @@ pub trait GrantStore: Send + Sync + std::fmt::Debug + 'static {
 /// The right to refresh one grant, held until dropped. Stores that need to
 /// release something (a Redis lock) do it from `Drop`.
 pub struct Lease {
-    _held: Option<Box<dyn Send + Sync>>,
+    held: Option<Box<dyn HeldLock>>,
+}
+
+/// A cross-process lock behind a [`Lease`]: released when dropped.
+pub trait HeldLock: Send + Sync {
+    /// Whether the lock is still ours by our own clock. A process that froze past
+    /// its lease (a pause, a stalled VM) learns here that another may hold it now.
+    fn still_held(&self) -> bool;
 }
 
 impl Lease {
     /// No cross-process lock: the in-process mutex is enough.
     pub fn local() -> Self {
-        Self { _held: None }
+        Self { held: None }
     }
 
-    /// A lease whose `held` value releases the lock when dropped.
-    pub fn held(held: Box<dyn Send + Sync>) -> Self {
-        Self { _held: Some(held) }
+    /// A lease on a cross-process lock, released when dropped.
+    pub fn held(held: Box<dyn HeldLock>) -> Self {
+        Self { held: Some(held) }
+    }
+
+    /// Always true for a local lease.
+    pub fn still_held(&self) -> bool {
+        self.held.as_ref().is_none_or(|held| held.still_held())
     }
 }
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease")
-            .field("held", &self._held.is_some())
+            .field("held", &self.held.is_some())
             .finish()
     }
 }

@@ -12,14 +12,49 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// Frozen before its call to Zoom. B refreshes; A wakes with a stale view and
-/// sends the refresh token B already rotated. Zoom answers `invalid_grant`; A
-/// re-reads Redis, finds B's newer token, and does not mark the grant dead.
-/// A writes nothing. (This is also the invalid_grant race of issue 8.)
+/// Frozen before its call to Zoom, past its lease. B refreshes; A wakes, sees by
+/// its own clock that the lock is no longer surely its own, and does not send the
+/// refresh token B already rotated: it re-reads Redis and takes B's token. Zoom
+/// sees one refresh and no `invalid_grant`; A writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn holder_frozen_before_zoom_gets_invalid_grant_as_a_lost_race() {
+async fn holder_frozen_before_zoom_does_not_call_zoom_when_it_wakes() {
+    let (cluster, a) = frozen_before_zoom_while_b_refreshes("before_zoom:stop").await;
+    wait_for("A to log that its lock lapsed", || {
+        a.logged("refresh lock lapsed before the call to Zoom")
+    });
+    let stats = cluster.sim.stats();
+    assert_eq!(stats.token_requests.refresh_token, 1, "B's only: {stats:?}");
+    assert_eq!(
+        stats.token_errors, 0,
+        "no stale refresh token sent: {stats:?}"
+    );
+}
+
+/// Frozen a moment later, past that check (the window no local check closes):
+/// A sends the refresh token B already rotated. Zoom answers `invalid_grant`; A
+/// re-reads Redis, finds B's newer token, and does not mark the grant dead. A
+/// writes nothing. (This is also the invalid_grant race of issue 8.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holder_frozen_calling_zoom_gets_invalid_grant_as_a_lost_race() {
+    let (cluster, a) = frozen_before_zoom_while_b_refreshes("calling_zoom:stop").await;
+    wait_for("A to log the lost race", || {
+        a.logged("invalid_grant was a lost race")
+    });
+    let stats = cluster.sim.stats();
+    assert_eq!(
+        stats.token_requests.refresh_token, 2,
+        "B's, then A's stale one"
+    );
+    assert_eq!(stats.token_errors, 1, "A's stale refresh token");
+}
+
+/// A, carrying `failpoint`, freezes in a forced refresh while holding the lock;
+/// B takes over and rotates; A wakes. Checks what holds either way: callers of B
+/// and C never failed, A answers with B's rotation, A wrote nothing, and every
+/// replica serves B's version.
+async fn frozen_before_zoom_while_b_refreshes(failpoint: &str) -> (Cluster, Replica) {
     let cluster = Cluster::start(long_lived(), ReplicaConfig::default()).await;
-    let (a, b, c) = three(&cluster, "before_zoom:stop");
+    let (a, b, c) = three(&cluster, failpoint);
     let http = &cluster.http;
     cluster.authorize(&b).await;
     let v0 = cluster.redis.stored_version(USER_GRANT);
@@ -36,26 +71,18 @@ async fn holder_frozen_before_zoom_gets_invalid_grant_as_a_lost_race() {
     );
     a.resume();
     let (status, woke) = a_refresh.await.expect("A's refresh");
-    assert_eq!(status, 200, "A after the lost race: {woke}");
+    assert_eq!(status, 200, "A after waking: {woke}");
     assert_eq!(woke["version"], v0 + 1, "A adopted B's rotation: {woke}");
-    wait_for("A to log the lost race", || {
-        a.logged("invalid_grant was a lost race")
-    });
 
     let (_, failures) = load.stop().await;
     assert!(failures.is_empty(), "caller failures: {failures:#?}");
-    let stats = cluster.sim.stats();
-    assert_eq!(
-        stats.token_requests.refresh_token, 2,
-        "B's, then A's stale one"
-    );
-    assert_eq!(stats.token_errors, 1, "A's stale refresh token");
     assert_eq!(
         cluster.redis.stored_version(USER_GRANT),
         v0 + 1,
         "A wrote nothing"
     );
     all_live_at(&cluster, &[&a, &b, &c], USER_GRANT, v0 + 1).await;
+    (cluster, a)
 }
 
 /// Frozen after Zoom rotated the token, before writing it. The only valid

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::scripts::{Keys, Scripts};
 use super::unavailable;
-use crate::store::StoreError;
+use crate::store::{HeldLock, StoreError};
 
 /// Owner token of each lock this process holds, by grant id. `begin_refresh`
 /// and `end_refresh` sign the intent marker with it. A std `Mutex`: each use is
@@ -43,6 +43,9 @@ struct LockGuard {
     id: String,
     owner: String,
     renewal: JoinHandle<()>,
+    /// Until when the lease is ours, by this process's clock: set from the moment
+    /// each `SET`/renewal was sent, so it never runs later than Redis's.
+    valid_until: Arc<Mutex<Instant>>,
 }
 
 // === impl Locker ===
@@ -51,10 +54,11 @@ impl Locker {
     /// Takes grant `id`'s lock, waiting while another replica holds it, for at
     /// most two leases: a holder that is alive renews, and one that froze
     /// loses it after one lease. Fails at once if Redis cannot be reached.
-    pub(super) async fn acquire(&self, id: &str) -> Result<Box<dyn Send + Sync>, StoreError> {
+    pub(super) async fn acquire(&self, id: &str) -> Result<Box<dyn HeldLock>, StoreError> {
         let owner = random_token();
         let deadline = Instant::now() + self.lease * 2;
         let mut poll = FIRST_POLL;
+        let mut sent = Instant::now();
         while !self.try_take(id, &owner).await? {
             if Instant::now() >= deadline {
                 return Err(StoreError::Unavailable(format!(
@@ -64,14 +68,21 @@ impl Locker {
             }
             tokio::time::sleep(jittered(poll)).await;
             poll = (poll * 2).min(MAX_POLL);
+            sent = Instant::now();
         }
         self.lock_held().insert(id.to_owned(), owner.clone());
-        let renewal = tokio::spawn(self.clone().renew(id.to_owned(), owner.clone()));
+        let valid_until = Arc::new(Mutex::new(sent + self.lease));
+        let renewal = tokio::spawn(self.clone().renew(
+            id.to_owned(),
+            owner.clone(),
+            valid_until.clone(),
+        ));
         Ok(Box::new(LockGuard {
             locker: self.clone(),
             id: id.to_owned(),
             owner,
             renewal,
+            valid_until,
         }))
     }
 
@@ -95,10 +106,11 @@ impl Locker {
 
     /// Extends the lease every third of it until the guard aborts this task or
     /// the lock turns out to be someone else's.
-    async fn renew(self, id: String, owner: String) {
+    async fn renew(self, id: String, owner: String, valid_until: Arc<Mutex<Instant>>) {
         let every = self.lease / 3;
         loop {
             tokio::time::sleep(every).await;
+            let sent = Instant::now();
             let renewed: Result<i64, _> = self
                 .scripts
                 .renew
@@ -108,7 +120,7 @@ impl Locker {
                 .invoke_async(&mut self.conn.clone())
                 .await;
             match renewed {
-                Ok(1) => {}
+                Ok(1) => *lock_ignoring_poison(&valid_until) = sent + self.lease,
                 Ok(_) => {
                     tracing::warn!(grant = %id, "refresh lock lost (lease ran out); the version fence guards our write");
                     return;
@@ -130,6 +142,19 @@ impl Locker {
 }
 
 // === impl LockGuard ===
+
+impl HeldLock for LockGuard {
+    fn still_held(&self) -> bool {
+        // A tenth of the lease to spare: the lock must still be ours when the
+        // request that follows this check reaches Zoom.
+        Instant::now() + self.locker.lease / 10 < *lock_ignoring_poison(&self.valid_until)
+    }
+}
+
+/// Poisoning needs a panic inside one assignment; the value is still sound.
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
