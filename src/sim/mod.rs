@@ -72,6 +72,7 @@ pub use config::{
 pub use echo::RecordedRequest;
 pub use handle::{Sim, SimHandle};
 pub use stats::{SimStats, TokenRequests};
+pub use tls::TestCertificates;
 
 /// Why a simulator could not start.
 #[derive(Debug, thiserror::Error)]

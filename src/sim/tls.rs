@@ -1,12 +1,13 @@
 //! HTTPS for the sim: a throwaway CA made at start, and a leaf for `localhost` and
 //! `127.0.0.1` signed by it. Clients trust the CA PEM written to the configured path.
+//! [`TestCertificates`] hands the same kind of pair, as PEM, to tests.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
@@ -35,6 +36,47 @@ type Generated = (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// CA PEM, leaf chain (leaf then CA) and the leaf's private key.
 fn generate() -> Result<Generated, rcgen::Error> {
+    let (ca_cert, leaf_cert, leaf_key) = certificates()?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let chain = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
+    Ok((ca_cert.pem(), chain, key))
+}
+
+/// A fresh throwaway CA and a leaf for `localhost` and `127.0.0.1` it signed, as
+/// PEM: the kind of certificate the sim serves HTTPS with, for tests that give one
+/// to another server (a TLS `redis-server`) and point a client at the CA.
+pub struct TestCertificates {
+    /// What a client must trust.
+    pub ca_pem: String,
+    /// What the server presents.
+    pub leaf_pem: String,
+    /// The leaf's private key (PKCS#8).
+    pub leaf_key_pem: String,
+}
+
+impl TestCertificates {
+    pub fn generate() -> Result<Self, rcgen::Error> {
+        let (ca_cert, leaf_cert, leaf_key) = certificates()?;
+        Ok(Self {
+            ca_pem: ca_cert.pem(),
+            leaf_pem: leaf_cert.pem(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+        })
+    }
+}
+
+/// Leaves the key out: a throwaway, but still a key.
+impl std::fmt::Debug for TestCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCertificates")
+            .field("ca_pem", &self.ca_pem)
+            .field("leaf_pem", &self.leaf_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The CA, the leaf it signed and the leaf's key pair.
+fn certificates() -> Result<(Certificate, Certificate, KeyPair), rcgen::Error> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -55,8 +97,5 @@ fn generate() -> Result<Generated, rcgen::Error> {
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = KeyPair::generate()?;
     let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer)?;
-
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let chain = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
-    Ok((ca_cert.pem(), chain, key))
+    Ok((ca_cert, leaf_cert, leaf_key))
 }
