@@ -37,6 +37,10 @@ client_secret_env = "SIM_SECRET"
     path
 }
 
+/// How a `grantmux serve` that never started ended: its exit code (None: a
+/// signal) and every line it wrote to stderr.
+pub(crate) type Exited = (Option<i32>, Vec<String>);
+
 /// A running `grantmux serve`, the addresses it logged and all it logs.
 /// Killed on drop (SIGCONT first, in case it is stopped).
 pub(crate) struct Grantmux {
@@ -49,15 +53,28 @@ pub(crate) struct Grantmux {
 
 impl Grantmux {
     /// Starts `grantmux --log-format json serve --config <config>` with
-    /// `SIM_SECRET`, then `env` (no failpoint unless `env` arms one), and waits
-    /// until it logs `grantmux started`.
+    /// `SIM_SECRET`, then `env` (no failpoint, `SSL_CERT_FILE` or `SSL_CERT_DIR`
+    /// unless `env` sets one), and waits until it logs `grantmux started`.
     pub(crate) fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::try_start(config, env).unwrap_or_else(|(code, log)| {
+            panic!("grantmux exited ({code:?}) before it started: {log:#?}")
+        })
+    }
+
+    /// [`Self::start`] for a test that expects a start to fail: a process that
+    /// exits before `grantmux started` is an answer, its exit code (None: a
+    /// signal) and all it printed, not a panic.
+    pub(crate) fn try_start(config: &Path, env: &[(&str, &str)]) -> Result<Self, Exited> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_grantmux"))
             .args(["--log-format", "json", "serve", "--config"])
             .arg(config)
             .env("SIM_SECRET", SECRET)
             .env("GRANTMUX_LOG", "info")
             .env_remove("GRANTMUX_FAILPOINT")
+            // Which roots it trusts is the test's choice (`env`), never the
+            // runner's: rustls-native-certs reads these instead of the platform's.
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
@@ -66,7 +83,9 @@ impl Grantmux {
         let mut log = Vec::new();
         let (proxy, admin) = loop {
             let Some(Ok(line)) = lines.next() else {
-                panic!("grantmux exited before it started: {log:#?}");
+                // stderr closed: the process is ending.
+                let status = child.wait().expect("wait");
+                return Err((status.code(), log));
             };
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             log.push(line);
@@ -83,13 +102,13 @@ impl Grantmux {
                 sink.lock().expect("log").push(line);
             }
         });
-        Self {
+        Ok(Self {
             proxy,
             admin,
             child,
             log,
             drain: Some(drain),
-        }
+        })
     }
 
     /// `kill <signal>`, e.g. `-TERM`, `-KILL`, `-CONT`.
