@@ -13,4 +13,5 @@ mod pickup;
 mod rotation;
 mod stall;
 mod support;
+mod tls;
 mod vtokens;

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use grantmux::sim::{Sim, SimConfig, SimHandle};
+use grantmux::sim::{Sim, SimConfig, SimHandle, TestCertificates};
 use http::Method;
 use serde_json::Value;
 use tempfile::TempDir;
 
 pub(crate) use crate::common::client::Http;
 use crate::common::client::{basic, read, request};
-use crate::common::process::{write_config, Grantmux};
+use crate::common::process::{write_config, Exited, Grantmux};
 pub(crate) use crate::common::process::{CLIENT, SECRET};
 
 pub(crate) const USER: &str = "sim-user";
@@ -32,6 +32,10 @@ const REDIRECT: &str = "http://localhost/cb";
 /// secret that must never reach their logs.
 pub(crate) const REDIS_PASSWORD: &str = "redis-test-password-7d1c";
 const DEADLINE: Duration = Duration::from_secs(30);
+/// A TLS Redis's PEM files, in its folder.
+const CA_FILE: &str = "ca.pem";
+const CERT_FILE: &str = "redis.pem";
+const KEY_FILE: &str = "redis.key";
 
 /// A `redis-server` on a free port with an append-only file in its own folder,
 /// so that a test can kill it and start it again on the same data. Killed on drop.
@@ -39,6 +43,8 @@ pub(crate) struct RedisServer {
     pub(crate) port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// The CA's PEM when Redis speaks TLS only ([`Self::start_tls`]).
+    tls_ca: Option<String>,
 }
 
 /// Settings every replica of one test shares.
@@ -90,11 +96,31 @@ impl RedisServer {
     /// taken again before Redis binds it), and tries others if Redis cannot
     /// bind it.
     pub(crate) fn start() -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), None)
+    }
+
+    /// Like [`Self::start`], but Redis listens for TLS only (`--port 0`), with a
+    /// certificate for `127.0.0.1` from a throwaway CA written, with its key and
+    /// the CA, into Redis's folder. [`Self::url`] is then `rediss://`.
+    pub(crate) fn start_tls() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let certs = TestCertificates::generate().expect("certificates");
+        for (file, pem) in [
+            (CA_FILE, &certs.ca_pem),
+            (CERT_FILE, &certs.leaf_pem),
+            (KEY_FILE, &certs.leaf_key_pem),
+        ] {
+            std::fs::write(dir.path().join(file), pem).expect("PEM written");
+        }
+        Self::start_in(dir, Some(certs.ca_pem))
+    }
+
+    fn start_in(dir: TempDir, tls_ca: Option<String>) -> Self {
         let mut server = Self {
             port: 0,
             dir,
             child: None,
+            tls_ca,
         };
         for _ in 0..20 {
             server.port = free_port();
@@ -118,8 +144,23 @@ impl RedisServer {
     /// (the port was taken).
     fn spawn_and_wait(&mut self) -> bool {
         assert!(self.child.is_none(), "redis-server is still running");
-        let mut child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("redis-server");
+        if self.tls_ca.is_some() {
+            let file = |name| self.dir.path().join(name);
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(file(CERT_FILE))
+                .arg("--tls-key-file")
+                .arg(file(KEY_FILE))
+                .arg("--tls-ca-cert-file")
+                .arg(file(CA_FILE))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let mut child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "yes"])
             .args(["--requirepass", REDIS_PASSWORD])
             // Every write is fsynced before Redis answers: a killed Redis loses nothing
@@ -159,11 +200,36 @@ impl RedisServer {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://:{REDIS_PASSWORD}@127.0.0.1:{}/0", self.port)
+    }
+
+    /// The CA file a client must trust, when Redis speaks TLS.
+    pub(crate) fn ca_file(&self) -> Option<PathBuf> {
+        self.tls_ca.as_ref().map(|_| self.dir.path().join(CA_FILE))
+    }
+
+    /// A client for [`Self::url`]. Over TLS it trusts only our CA, handed over
+    /// here: the test process's own environment (`SSL_CERT_FILE`) stays as it was.
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.tls_ca {
+            None => redis::Client::open(self.url()),
+            Some(ca) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone().into_bytes()),
+                },
+            ),
+        }
     }
 
     fn serves_our_folder(&self) -> bool {
-        let Ok(client) = redis::Client::open(self.url()) else {
+        let Ok(client) = self.client() else {
             return false;
         };
         let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
@@ -189,7 +255,7 @@ impl RedisServer {
 
     /// A synchronous connection for checks the test makes itself.
     pub(crate) fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
+        self.client()
             .expect("url")
             .get_connection_with_timeout(Duration::from_secs(2))
             .expect("redis answers")
@@ -207,7 +273,15 @@ impl Drop for RedisServer {
 impl Cluster {
     /// Redis, a simulator (`sim` with `tweak`) and a config file for replicas.
     pub(crate) async fn start(sim: SimConfig, replicas: ReplicaConfig) -> Self {
-        let redis = RedisServer::start();
+        Self::around(RedisServer::start(), sim, replicas).await
+    }
+
+    /// [`Self::start`] with a TLS-only Redis ([`RedisServer::start_tls`]).
+    pub(crate) async fn start_tls(sim: SimConfig, replicas: ReplicaConfig) -> Self {
+        Self::around(RedisServer::start_tls(), sim, replicas).await
+    }
+
+    async fn around(redis: RedisServer, sim: SimConfig, replicas: ReplicaConfig) -> Self {
         let sim = Sim::start(sim).await.expect("sim starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_config(dir.path(), &sim.base_url(), &replica_toml(&replicas));
@@ -225,8 +299,27 @@ impl Cluster {
     }
 
     /// A replica whose refresher stops or aborts at `failpoint` (see `src/failpoint.rs`).
+    /// With a TLS Redis, the replica trusts its CA the way a user makes grantmux
+    /// trust a private CA: `SSL_CERT_FILE` (the redis crate reads the platform's
+    /// roots, which that variable replaces).
     pub(crate) fn replica_with(&self, name: &str, failpoint: Option<&str>) -> Replica {
-        Replica::start(name, &self.config, &self.redis.url(), failpoint)
+        let ca = self.redis.ca_file();
+        let ca = ca.as_deref().map(|f| f.to_str().expect("UTF-8 temp path"));
+        let trust = ca.map(|f| ("SSL_CERT_FILE", f));
+        Replica::try_start(
+            name,
+            &self.config,
+            &self.redis.url(),
+            failpoint,
+            trust.as_slice(),
+        )
+        .unwrap_or_else(|(code, log)| panic!("{name} exited ({code:?}): {log:#?}"))
+    }
+
+    /// A replica given no `SSL_CERT_FILE`: with a TLS Redis it knows only the
+    /// platform's roots. Its exit code and output if it exits before it starts.
+    pub(crate) fn try_replica_without_ca(&self, name: &str) -> Result<Replica, Exited> {
+        Replica::try_start(name, &self.config, &self.redis.url(), None, &[])
     }
 
     pub(crate) fn replicas(&self, n: usize) -> Vec<Replica> {
@@ -312,23 +405,29 @@ grant = {{ client_id = "{CLIENT}", account_id = "{ACCOUNT}" }}
 // === impl Replica ===
 
 impl Replica {
-    fn start(name: &str, config: &Path, redis_url: &str, failpoint: Option<&str>) -> Self {
-        let process = Grantmux::start(
-            config,
-            &[
-                ("REDIS_URL", redis_url),
-                ("GRANTMUX_STORE_KEY", STORE_KEY),
-                ("USER_KEY", USER_KEY),
-                ("S2S_KEY", S2S_KEY),
-                ("GRANTMUX_FAILPOINT", failpoint.unwrap_or("")),
-            ],
-        );
-        Self {
+    /// Starts a replica with the store's and callers' variables, then `extra`.
+    fn try_start(
+        name: &str,
+        config: &Path,
+        redis_url: &str,
+        failpoint: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, Exited> {
+        let mut env = vec![
+            ("REDIS_URL", redis_url),
+            ("GRANTMUX_STORE_KEY", STORE_KEY),
+            ("USER_KEY", USER_KEY),
+            ("S2S_KEY", S2S_KEY),
+            ("GRANTMUX_FAILPOINT", failpoint.unwrap_or("")),
+        ];
+        env.extend_from_slice(extra);
+        let process = Grantmux::try_start(config, &env)?;
+        Ok(Self {
             name: name.to_owned(),
             proxy: process.proxy,
             admin: process.admin,
             process,
-        }
+        })
     }
 
     /// Has the replica logged a line containing `text`?
