@@ -104,7 +104,10 @@ impl Proxy {
                 .await?;
             return Ok(into_client_response(resp));
         }
-        let bytes = match buffer_up_to(body, self.replay_body_limit).await? {
+        let buffered = buffer_up_to(body, self.replay_body_limit)
+            .await
+            .map_err(|e| ProxyError::ClientBody(e.to_string()))?;
+        let bytes = match buffered {
             Buffered::Whole(bytes) => bytes,
             Buffered::Partial { head, rest } => {
                 // A chunked body that turned out too big: what was read goes first,
@@ -193,23 +196,25 @@ fn into_client_response(mut resp: Response<Body>) -> Response<Body> {
     resp
 }
 
-/// A caller's request body, read for a possible replay.
-enum Buffered {
+/// A body read up to a limit.
+enum Buffered<B> {
     Whole(Bytes),
     /// Longer than the limit: the frames read so far, and the unread remainder.
     Partial {
         head: Bytes,
-        rest: Incoming,
+        rest: B,
     },
 }
 
 /// Reads `body` whole if it fits in `limit` bytes; trailers are dropped (Zoom's
-/// API uses none).
-async fn buffer_up_to(mut body: Incoming, limit: usize) -> Result<Buffered, ProxyError> {
+/// API uses none). Used for callers' bodies (kept for a replay) and Zoom's 401s.
+async fn buffer_up_to<B>(mut body: B, limit: usize) -> Result<Buffered<B>, B::Error>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ProxyError::ClientBody(e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
+        let Ok(data) = frame?.into_data() else {
             continue;
         };
         if buf.is_empty() && data.len() > limit {
@@ -229,20 +234,12 @@ async fn buffer_up_to(mut body: Incoming, limit: usize) -> Result<Buffered, Prox
     Ok(Buffered::Whole(buf.freeze()))
 }
 
-/// Reads a 401 body, which Zoom keeps tiny. (Not `Limited`: rustc cannot prove
-/// its higher-ranked error bound for our boxed body when it checks that the
-/// handler's future is `Send`.)
-async fn read_401(mut body: Body) -> Result<Bytes, body::BoxError> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            if buf.len() + data.len() > MAX_401_BODY {
-                return Err("longer than a token error".into());
-            }
-            buf.extend_from_slice(&data);
-        }
+/// Reads a 401 body, which Zoom keeps tiny.
+async fn read_401(body: Body) -> Result<Bytes, body::BoxError> {
+    match buffer_up_to(body, MAX_401_BODY).await? {
+        Buffered::Whole(bytes) => Ok(bytes),
+        Buffered::Partial { .. } => Err("longer than a token error".into()),
     }
-    Ok(buf.freeze())
 }
 
 /// Is this Zoom's 401 code 124 ("Invalid access token." / "Access token is expired.")?
