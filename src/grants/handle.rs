@@ -311,12 +311,8 @@ impl GrantHandle {
                 return Err(self.failed(flight, format!("cannot take the refresh lock: {error}")))
             }
         };
-        if self.reread(flight).await {
-            let cur = self.current.load_full();
-            let now = self.ctx.clock.now_ms();
-            if !need(&cur, now) {
-                return usable(cur, now, flight);
-            }
+        if let Some(done) = self.settled_by_store(flight, need).await {
+            return done;
         }
         let interrupted = match self.ctx.store.begin_refresh(&self.key).await {
             Ok(interrupted) => interrupted,
@@ -450,6 +446,21 @@ impl GrantHandle {
         Err(TokenError::Dead)
     }
 
+    /// Re-reads the store; if what it holds (another replica's refresh) leaves
+    /// nothing to do, that is the answer.
+    async fn settled_by_store(
+        &self,
+        flight: &mut Flight,
+        need: &impl Fn(&Current, UnixMillis) -> bool,
+    ) -> Option<Result<Arc<Current>, TokenError>> {
+        if !self.reread(flight).await {
+            return None;
+        }
+        let cur = self.current.load_full();
+        let now = self.ctx.clock.now_ms();
+        (!need(&cur, now)).then(|| usable(cur, now, flight))
+    }
+
     /// This process froze past its lease between taking the lock and calling
     /// Zoom (a pause, a stalled VM): another replica may own the refresh now, and
     /// may already have rotated the refresh token this one would send. Calling
@@ -461,12 +472,8 @@ impl GrantHandle {
     ) -> Result<Arc<Current>, TokenError> {
         tracing::warn!(grant = %self.key, "refresh lock lapsed before the call to Zoom; not calling it");
         let _ = self.ctx.store.end_refresh(&self.key).await;
-        if self.reread(flight).await {
-            let cur = self.current.load_full();
-            let now = self.ctx.clock.now_ms();
-            if !need(&cur, now) {
-                return usable(cur, now, flight);
-            }
+        if let Some(done) = self.settled_by_store(flight, need).await {
+            return done;
         }
         Err(self.failed(
             flight,

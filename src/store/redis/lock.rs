@@ -136,8 +136,7 @@ impl Locker {
     }
 
     fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        // Poisoning needs a panic inside one map operation; the map is still sound.
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        lock_ignoring_poison(&self.held)
     }
 }
 
@@ -151,7 +150,8 @@ impl HeldLock for LockGuard {
     }
 }
 
-/// Poisoning needs a panic inside one assignment; the value is still sound.
+/// Poisoning needs a panic inside one map operation or assignment, and none
+/// panics: the value is still sound.
 fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
