@@ -12,7 +12,7 @@ use crate::admin::{Admin, GrantExpiry};
 use crate::clock::Clock;
 use crate::config::{Config, StoreBackend};
 use crate::grants::vtoken::Signer;
-use crate::grants::{RefreshCtx, Registry};
+use crate::grants::{LegacyIndex, RefreshCtx, Registry, Tasks};
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
@@ -73,8 +73,12 @@ impl Running {
             metrics.metrics.upstream_connections.clone(),
         )?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let zoom = ZoomTokenClient::new(client.clone(), &config);
         let ctx = Arc::new(RefreshCtx {
-            zoom: ZoomTokenClient::new(client.clone(), &config),
+            source: Arc::new(zoom.clone()),
+            zoom,
+            tasks: Tasks::default(),
+            legacy: LegacyIndex::default(),
             store: store.clone(),
             clock: options.clock.clone(),
             refresh: config.refresh.clone(),

@@ -45,7 +45,9 @@ impl ProxyError {
             ProxyError::InvalidToken
             | ProxyError::ExpiredToken
             | ProxyError::Token(TokenError::Dead) => StatusCode::UNAUTHORIZED,
-            ProxyError::Token(TokenError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Token(TokenError::Unavailable(_) | TokenError::Refused { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -60,7 +62,9 @@ impl ProxyError {
                 (124, "Invalid access token.".to_owned())
             }
             ProxyError::ExpiredToken => (124, "Access token is expired.".to_owned()),
-            ProxyError::Token(e @ TokenError::Unavailable(_)) => (503, format!("grantmux: {e}")),
+            ProxyError::Token(e @ (TokenError::Unavailable(_) | TokenError::Refused { .. })) => {
+                (503, format!("grantmux: {e}"))
+            }
             ProxyError::Upstream(_) => (502, "grantmux: Zoom could not be reached.".to_owned()),
             ProxyError::UpstreamTimeout(_) => {
                 (504, "grantmux: Zoom did not answer in time.".to_owned())

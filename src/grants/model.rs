@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{AccessToken, GrantKey};
 use crate::clock::UnixMillis;
-use crate::oauth::TokenResponse;
 use crate::secret::Secret;
 
 /// The real Zoom credential for one `(client_id, subject)`.
@@ -54,6 +53,24 @@ pub enum GrantState {
     Dead {
         reason: String,
     },
+    /// A pending grant (`Subject::Pending`) whose tokens now belong to `into`:
+    /// the durable record that this code or legacy token has been adopted, which
+    /// every replica reads under the pending key's lock.
+    Adopted {
+        into: GrantKey,
+    },
+}
+
+/// Tokens Zoom just issued, in the grant's own terms (no wire format).
+/// `Debug` is safe: every token is a [`Secret`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issued {
+    pub access_token: Secret,
+    /// `None` for Server-to-Server tokens.
+    pub refresh_token: Option<Secret>,
+    pub expires_in_secs: u64,
+    pub scope: Option<String>,
+    pub api_url: Option<String>,
 }
 
 // === impl Grant ===
@@ -76,11 +93,11 @@ impl Grant {
     }
 
     /// The next version of this grant, holding the tokens Zoom just issued.
-    pub fn rotated(&self, tokens: &TokenResponse, now_ms: UnixMillis) -> Self {
+    pub fn rotated(&self, tokens: &Issued, now_ms: UnixMillis) -> Self {
         Self {
             key: self.key.clone(),
             access_token: AccessToken::new(tokens.access_token.expose()),
-            expires_at_ms: now_ms + tokens.expires_in.saturating_mul(1000),
+            expires_at_ms: now_ms + tokens.expires_in_secs.saturating_mul(1000),
             // S2S answers carry no refresh token; a user answer always does.
             refresh_token: tokens
                 .refresh_token
@@ -112,6 +129,42 @@ impl Grant {
         }
     }
 
+    /// The next version of this pending grant: its tokens moved to `into`, so
+    /// none is kept here.
+    pub fn moved_into(&self, into: GrantKey) -> Self {
+        Self {
+            access_token: AccessToken::default(),
+            refresh_token: None,
+            state: GrantState::Adopted { into },
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// The tokens this record holds as Zoom issued them, and when (a pending
+    /// grant's, whose adoption is finished from them). `None` if it holds none.
+    pub fn issued(&self) -> Option<(Issued, UnixMillis)> {
+        if self.access_token.is_empty() || self.state != GrantState::Live {
+            return None;
+        }
+        let issued = Issued {
+            access_token: Secret::new(self.access_token.expose()),
+            refresh_token: self.refresh_token.clone(),
+            expires_in_secs: self.expires_at_ms.saturating_sub(self.refreshed_at_ms) / 1000,
+            scope: Some(self.scope.to_string()),
+            api_url: Some(self.api_url.clone()).filter(|u| !u.is_empty()),
+        };
+        Some((issued, self.refreshed_at_ms))
+    }
+
+    /// The next version of this grant, otherwise unchanged.
+    pub fn bumped(&self) -> Self {
+        Self {
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
     /// The next version of this grant, with `binding` added.
     pub fn with_binding(&self, binding: Binding) -> Self {
         let mut next = self.clone();
@@ -136,5 +189,13 @@ impl Grant {
 
     pub fn is_dead(&self) -> bool {
         matches!(self.state, GrantState::Dead { .. })
+    }
+
+    /// The grant a pending grant's tokens were adopted into, if they were.
+    pub fn adopted_into(&self) -> Option<&GrantKey> {
+        match &self.state {
+            GrantState::Adopted { into } => Some(into),
+            _ => None,
+        }
     }
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
-use super::handle::{GrantHandle, RefreshCtx};
-use super::model::{Binding, Grant};
+use super::ctx::RefreshCtx;
+use super::handle::{GrantHandle, TokenError};
+use super::model::{Binding, Grant, Issued};
 use super::GrantKey;
-use crate::oauth::TokenResponse;
 use crate::store::StoreError;
 
 /// Grants by key. `DashMap` because adoption (new grants) and lookups happen
@@ -17,31 +17,24 @@ use crate::store::StoreError;
 pub struct Registry {
     /// Keyed by the handle's own `Arc<GrantKey>`: one copy of each key.
     grants: DashMap<Arc<GrantKey>, Arc<GrantHandle>>,
-    /// Hash of a legacy caller's real refresh token → the grant that adopted it.
-    adopted: DashMap<String, GrantKey>,
     ctx: Arc<RefreshCtx>,
 }
 
 // === impl Registry ===
 
 impl Registry {
-    /// Loads every stored grant.
+    /// Loads every stored grant. Pending records whose tokens were adopted
+    /// stay in the store only: they are read under their lock when needed.
     pub async fn load(ctx: Arc<RefreshCtx>) -> Result<Arc<Self>, StoreError> {
         let grants = DashMap::new();
-        let adopted = DashMap::new();
         for grant in ctx.store.load_all().await? {
-            for hash in grant.live_bindings().filter_map(|b| b.adopted_from.clone()) {
-                adopted.insert(hash, grant.key.clone());
+            if grant.adopted_into().is_none() {
+                let handle = GrantHandle::new(grant, ctx.clone());
+                grants.insert(handle.shared_key(), handle);
             }
-            let handle = GrantHandle::new(grant, ctx.clone());
-            grants.insert(handle.shared_key(), handle);
         }
         tracing::info!(grants = grants.len(), "grants loaded");
-        Ok(Arc::new(Self {
-            grants,
-            adopted,
-            ctx,
-        }))
+        Ok(Arc::new(Self { grants, ctx }))
     }
 
     pub fn ctx(&self) -> &Arc<RefreshCtx> {
@@ -78,15 +71,13 @@ impl Registry {
             grant.sync_from_store().await;
             return;
         }
-        if let Ok(Some(stored)) = self.ctx.store.load(key).await {
-            for hash in stored
-                .live_bindings()
-                .filter_map(|b| b.adopted_from.clone())
-            {
-                self.adopted.insert(hash, key.clone());
+        match self.ctx.store.load(key).await {
+            Ok(Some(stored)) if stored.adopted_into().is_none() => {
+                let handle = GrantHandle::new(stored, self.ctx.clone());
+                self.grants.entry(handle.shared_key()).or_insert(handle);
             }
-            let handle = GrantHandle::new(stored, self.ctx.clone());
-            self.grants.entry(handle.shared_key()).or_insert(handle);
+            Ok(_) => {}
+            Err(error) => tracing::warn!(grant = %key, %error, "cannot load the grant"),
         }
     }
 
@@ -116,20 +107,14 @@ impl Registry {
 
     /// The grant and binding that adopted the legacy refresh token hashed `hash`.
     pub fn find_adopted(&self, hash: &str) -> Option<(Arc<GrantHandle>, String)> {
-        let key = self.adopted.get(hash)?.clone();
+        let (key, binding) = self.ctx.legacy.find(hash)?;
         let grant = self.get(&key)?;
-        let binding = grant.binding_adopted_from(hash)?;
-        Some((grant, binding))
+        grant.binding_is_live(&binding).then_some((grant, binding))
     }
 
-    /// Adds a binding to `grant`, indexing it if it was adopted from a legacy token.
+    /// Adds a binding to `grant`.
     pub async fn bind(&self, grant: &Arc<GrantHandle>, binding: Binding) -> Result<(), StoreError> {
-        let hash = binding.adopted_from.clone();
-        grant.add_binding(binding).await?;
-        if let Some(hash) = hash {
-            self.adopted.insert(hash, grant.key().clone());
-        }
-        Ok(())
+        grant.add_binding(binding).await
     }
 
     /// The grant for `key`, created empty if absent (an S2S grant minted on first use).
@@ -145,12 +130,46 @@ impl Registry {
             .clone()
     }
 
-    /// Installs tokens a caller just obtained from Zoom for `key`, replacing any
-    /// earlier ones (Zoom revoked those when it issued these).
-    pub async fn adopt(&self, key: &GrantKey, tokens: &TokenResponse) -> Arc<GrantHandle> {
-        let handle = self.ensure(key);
-        handle.adopt(tokens).await;
-        handle
+    /// A Server-to-Server grant with a token, minted under the grant's lock
+    /// (the Redis lease where the store is Redis) if nobody has yet. An account
+    /// Zoom refuses leaves no grant behind, whose refresher would otherwise
+    /// retry the mint forever.
+    pub async fn account_grant(&self, key: &GrantKey) -> Result<Arc<GrantHandle>, TokenError> {
+        if self.get(key).is_none() {
+            // Another replica may have minted it already.
+            self.reload(key).await;
+        }
+        let grant = self.ensure(key);
+        match grant.token().await {
+            Ok(_) => Ok(grant),
+            Err(error @ TokenError::Refused { .. }) => {
+                self.grants.remove_if(key, |_, g| {
+                    Arc::ptr_eq(g, &grant) && g.current().bearer.is_none()
+                });
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Drops a pending grant from memory once it holds no token; the store
+    /// keeps its record of where the tokens went.
+    pub(super) fn forget_pending(&self, pending: &Arc<GrantHandle>) {
+        self.grants.remove_if(pending.key(), |_, g| {
+            Arc::ptr_eq(g, pending) && g.current().bearer.is_none() && !g.is_unpersisted()
+        });
+    }
+
+    /// Installs tokens obtained from Zoom for `key` (tests, tools), with no binding.
+    pub async fn install(
+        &self,
+        key: &GrantKey,
+        issued: &Issued,
+    ) -> Result<Arc<GrantHandle>, StoreError> {
+        let grant = self.ensure(key);
+        let now = self.ctx.clock.now_ms();
+        grant.adopt(issued, now, None).await?;
+        Ok(grant)
     }
 
     pub fn all(&self) -> Vec<Arc<GrantHandle>> {
@@ -163,6 +182,20 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.grants.is_empty()
+    }
+
+    /// Waits for every grant-owned Zoom call to be taken in, then makes a last
+    /// write of every record held in memory. Returns the grants still unsaved.
+    pub async fn flush(&self) -> Vec<String> {
+        self.ctx.tasks.idle().await;
+        let mut unsaved = Vec::new();
+        for grant in self.all().into_iter().filter(|g| g.is_unpersisted()) {
+            if let Err(error) = grant.flush().await {
+                tracing::error!(grant = %grant.id(), %error, "ROTATED REFRESH TOKEN STILL NOT PERSISTED at shutdown; the grant is lost unless the store took an earlier write");
+                unsaved.push(grant.id());
+            }
+        }
+        unsaved
     }
 
     /// Refreshes user grants nobody has used for `refresh.keepalive`, so that
@@ -178,6 +211,7 @@ impl Registry {
             for grant in self.all() {
                 if grant.keepalive_due(now) {
                     tracing::info!(grant = %grant.id(), "keep-alive refresh");
+                    // Failures are the refresher's to log and retry; the sweep moves on.
                     let _ = grant.force_refresh().await;
                 }
             }

@@ -8,6 +8,11 @@ use std::str::FromStr;
 pub enum Subject {
     User(String),
     Account(String),
+    /// Tokens Zoom issued for a code or legacy refresh token whose user is not
+    /// known yet, written `pending:<hex SHA-256 of that code or token>`. They are
+    /// stored under this key before the identity lookup, so that a failed
+    /// lookup (or a crash) loses nothing; once adopted, the record says where.
+    Pending(String),
 }
 
 /// A grant's identity: one real Zoom credential per `(client_id, subject)`.
@@ -20,7 +25,7 @@ pub struct GrantKey {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("subject must be `user:<id>` or `account:<id>`")]
+#[error("subject must be `user:<id>`, `account:<id>` or `pending:<hash>`")]
 pub struct BadSubject;
 
 // === impl Subject ===
@@ -32,7 +37,7 @@ impl Subject {
 
     pub fn id(&self) -> &str {
         match self {
-            Subject::User(id) | Subject::Account(id) => id,
+            Subject::User(id) | Subject::Account(id) | Subject::Pending(id) => id,
         }
     }
 }
@@ -42,6 +47,7 @@ impl fmt::Display for Subject {
         match self {
             Subject::User(id) => write!(f, "user:{id}"),
             Subject::Account(id) => write!(f, "account:{id}"),
+            Subject::Pending(hash) => write!(f, "pending:{hash}"),
         }
     }
 }
@@ -53,6 +59,7 @@ impl FromStr for Subject {
         match s.split_once(':') {
             Some(("user", id)) if !id.is_empty() => Ok(Subject::User(id.to_owned())),
             Some(("account", id)) if !id.is_empty() => Ok(Subject::Account(id.to_owned())),
+            Some(("pending", hash)) if !hash.is_empty() => Ok(Subject::Pending(hash.to_owned())),
             _ => Err(BadSubject),
         }
     }

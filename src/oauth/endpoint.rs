@@ -10,21 +10,20 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use dashmap::DashMap;
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::Mutex;
 
-use super::{TokenResponse, ZoomTokenClient, ZoomTokenError};
+use super::{ZoomTokenClient, ZoomTokenError};
 use crate::body::{self, Body};
 use crate::config::{Config, RevokePolicy};
 use crate::error::OAuthError;
 use crate::grants::vtoken::{random_id, Claims, Kind, VerifyError};
-use crate::grants::{Binding, GrantHandle, GrantKey, Registry, Subject, TokenError};
+use crate::grants::{
+    hash, AdoptError, Binding, GrantHandle, GrantKey, Presented, Registry, Subject, TokenError,
+};
 use crate::secret::Secret;
 
 /// Virtual access tokens live as long as Zoom's user tokens, so callers refresh
@@ -42,10 +41,6 @@ pub struct OAuthEndpoint {
     apps: HashMap<String, (Secret, RevokePolicy)>,
     public_url: String,
     authorize_url: String,
-    /// One adoption at a time per legacy refresh token: Zoom accepts it once.
-    legacy: DashMap<String, Arc<Mutex<()>>>,
-    /// One first mint at a time per Server-to-Server account.
-    first_mints: DashMap<GrantKey, Arc<Mutex<()>>>,
 }
 
 type Params = HashMap<String, String>;
@@ -82,8 +77,6 @@ impl OAuthEndpoint {
                 .collect(),
             public_url: config.listen.public_url.clone(),
             authorize_url: format!("{}/oauth/authorize", oauth.trim_end_matches('/')),
-            legacy: DashMap::new(),
-            first_mints: DashMap::new(),
         }
     }
 
@@ -174,12 +167,10 @@ impl OAuthEndpoint {
         let form = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params.iter())
             .finish();
-        let tokens = self.zoom.post_form(client_id, form).await?;
-        let grant = self.adopt(client_id, &tokens).await?;
-        let binding = self.new_binding("authorization_code", None);
-        self.registry.bind(&grant, binding.clone()).await?;
-        tracing::info!(grant = %grant.id(), "authorization adopted; new binding");
-        self.answer(&grant, &binding.id, true)
+        let code = Secret::new(params.get("code").map(String::as_str).unwrap_or_default());
+        let presented = Presented::Code { code, form };
+        let (grant, binding) = self.registry.adopt_presented(client_id, presented).await?;
+        self.answer(&grant, &binding, true)
     }
 
     async fn refresh(&self, client_id: &str, token: &str) -> Result<Response<Body>, OAuthError> {
@@ -198,48 +189,25 @@ impl OAuthEndpoint {
     }
 
     /// A real Zoom refresh token: answered from the grant that adopted it, or
-    /// forwarded to Zoom once and adopted.
+    /// forwarded to Zoom once and adopted (single-flight across replicas, under
+    /// the pending grant's lock).
     async fn refresh_legacy(
         &self,
         client_id: &str,
         token: &str,
     ) -> Result<Response<Body>, OAuthError> {
-        let hash = hash(token);
-        if let Some(found) = self.adopted(client_id, &hash).await? {
-            return Ok(found);
-        }
-        let lock = self.legacy.entry(hash.clone()).or_default().clone();
-        let _one_at_a_time = lock.lock().await;
-        // Another request may have adopted it while this one waited.
-        if let Some(found) = self.adopted(client_id, &hash).await? {
-            return Ok(found);
-        }
-        let result = async {
-            let tokens = self.zoom.refresh(client_id, &Secret::new(token)).await?;
-            let grant = self.adopt(client_id, &tokens).await?;
-            let binding = self.new_binding("legacy refresh token", Some(hash.clone()));
-            self.registry.bind(&grant, binding.clone()).await?;
-            tracing::info!(grant = %grant.id(), "legacy refresh token adopted; new binding");
-            self.answer(&grant, &binding.id, true)
-        }
-        .await;
-        self.legacy.remove(&hash);
-        result
-    }
-
-    async fn adopted(
-        &self,
-        client_id: &str,
-        hash: &str,
-    ) -> Result<Option<Response<Body>>, OAuthError> {
-        let Some((grant, binding)) = self.registry.find_adopted(hash) else {
-            return Ok(None);
+        let (grant, binding) = match self.registry.find_adopted(&hash(token)) {
+            Some(found) => found,
+            None => {
+                let presented = Presented::Legacy(Secret::new(token));
+                self.registry.adopt_presented(client_id, presented).await?
+            }
         };
         if grant.key().client_id != client_id {
             return Err(OAuthError::InvalidGrant);
         }
         grant.token().await?;
-        self.answer(&grant, &binding, true).map(Some)
+        self.answer(&grant, &binding, true)
     }
 
     async fn account_credentials(
@@ -248,10 +216,7 @@ impl OAuthEndpoint {
         account_id: &str,
     ) -> Result<Response<Body>, OAuthError> {
         let key = GrantKey::new(client_id, Subject::Account(account_id.to_owned()));
-        let grant = match self.registry.get(&key) {
-            Some(grant) => grant,
-            None => self.first_mint(&key, account_id).await?,
-        };
+        let grant = self.registry.account_grant(&key).await?;
         grant.token().await?;
         if !grant.binding_is_live(S2S_BINDING) {
             let mut binding = self.new_binding("server-to-server callers", None);
@@ -259,51 +224,6 @@ impl OAuthEndpoint {
             self.registry.bind(&grant, binding).await?;
         }
         self.answer(&grant, S2S_BINDING, false)
-    }
-
-    /// The first token for an account grantmux holds no grant for, minted here
-    /// (single-flight) before any grant exists: an account Zoom refuses then gets
-    /// Zoom's own answer and leaves no grant behind, whose refresher would
-    /// otherwise retry the mint forever.
-    async fn first_mint(
-        &self,
-        key: &GrantKey,
-        account_id: &str,
-    ) -> Result<Arc<GrantHandle>, OAuthError> {
-        let lock = self.first_mints.entry(key.clone()).or_default().clone();
-        let _one_at_a_time = lock.lock().await;
-        // Another caller may have minted it while this one waited, or another
-        // replica before it (a shared store).
-        self.registry.reload(key).await;
-        if let Some(grant) = self.registry.get(key) {
-            return Ok(grant);
-        }
-        let minted = self.zoom.mint(&key.client_id, account_id).await;
-        let label = minted.as_ref().map_or_else(ZoomTokenError::label, |_| "ok");
-        self.registry.ctx().metrics.token_call("mint", label);
-        let result = match minted {
-            Ok(tokens) => Ok(self.registry.adopt(key, &tokens).await),
-            Err(error) => Err(error.into()),
-        };
-        self.first_mints.remove(key);
-        result
-    }
-
-    /// Learns whose tokens these are, then installs them as that subject's grant.
-    async fn adopt(
-        &self,
-        client_id: &str,
-        tokens: &TokenResponse,
-    ) -> Result<Arc<GrantHandle>, OAuthError> {
-        let user = match self.zoom.whoami(&tokens.access_token).await {
-            Some(id) => id,
-            // An app without `user:read` scope: Zoom's JWT names the user in `uid`.
-            None => jwt_claim(tokens.access_token.expose(), "uid").ok_or(OAuthError::Unavailable(
-                "cannot tell which Zoom user authorized: /v2/users/me refused and the token has no uid".into(),
-            ))?,
-        };
-        let key = GrantKey::new(client_id, Subject::User(user));
-        Ok(self.registry.adopt(&key, tokens).await)
     }
 
     fn new_binding(&self, label: &str, adopted_from: Option<String>) -> Binding {
@@ -420,24 +340,6 @@ impl OAuthEndpoint {
     }
 }
 
-/// Hex SHA-256: how a legacy refresh token is remembered, never in clear.
-fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// One string claim of a JWT's payload, read without verifying (Zoom signs it, not us).
-fn jwt_claim(token: &str, name: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get(name)?.as_str().map(str::to_owned)
-}
-
 impl From<ZoomTokenError> for OAuthError {
     fn from(error: ZoomTokenError) -> Self {
         match error {
@@ -454,6 +356,21 @@ impl From<TokenError> for OAuthError {
             // The caller's next step is the one Zoom would force: authorize again.
             TokenError::Dead => OAuthError::InvalidGrant,
             TokenError::Unavailable(reason) => OAuthError::Unavailable(reason),
+            TokenError::Refused { status, body } => OAuthError::Zoom { status, body },
+        }
+    }
+}
+
+impl From<AdoptError> for OAuthError {
+    fn from(error: AdoptError) -> Self {
+        match error {
+            AdoptError::Zoom(error) => error.into(),
+            AdoptError::Store(error) => OAuthError::Store(error),
+            // Zoom's own answer to a code used twice.
+            AdoptError::Spent => OAuthError::InvalidGrant,
+            error @ (AdoptError::IdentityUnknown | AdoptError::Task) => {
+                OAuthError::Unavailable(error.to_string())
+            }
         }
     }
 }

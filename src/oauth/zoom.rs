@@ -84,6 +84,15 @@ impl ZoomTokenError {
         }
     }
 
+    /// What Zoom answers to a refresh token it no longer accepts.
+    pub fn invalid_grant() -> Self {
+        ZoomTokenError::Rejected {
+            status: 400,
+            error: "invalid_grant".into(),
+            body: Bytes::new(),
+        }
+    }
+
     /// A short label for metrics: bounded, no token.
     pub fn label(&self) -> &'static str {
         match self {

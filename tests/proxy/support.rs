@@ -57,7 +57,11 @@ pub(crate) async fn start_default() -> Harness {
 /// the token endpoint would.
 pub(crate) async fn adopt_user(h: &Harness) {
     let tokens = authorize_at_sim(h).await;
-    h.gmx.registry.adopt(&user_key(), &tokens).await;
+    h.gmx
+        .registry
+        .install(&user_key(), &tokens.into())
+        .await
+        .expect("grant installed");
 }
 
 /// `USER` authorizes the app straight at the simulator (no grantmux): Zoom then

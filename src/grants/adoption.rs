@@ -1,0 +1,272 @@
+//! Adoption: tokens a caller's own credential earns at Zoom (an authorization
+//! code, or a legacy system's real refresh token) become the grant of the user
+//! they belong to.
+//!
+//! Zoom acts on such a call the moment it arrives: a code is spent, a refresh
+//! token rotated, and the user's earlier grant revoked. So the call runs in a
+//! task the registry owns, under the lock of a *pending* grant keyed by the
+//! credential's hash (`Subject::Pending`), and its answer is stored under that
+//! key before anything else can fail: the identity lookup, the user's lock, a
+//! caller hanging up. Only once the user's grant holds the tokens durably does
+//! the pending record let go of them; it then says where they went, which is
+//! how another replica, presented the same legacy token, finds the same grant
+//! without a second call to Zoom.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+
+use super::attempt::Attempt;
+use super::ctx::Tasks;
+use super::handle::GrantHandle;
+use super::model::{Binding, Issued};
+use super::registry::Registry;
+use super::vtoken::random_id;
+use super::{GrantKey, Subject};
+use crate::clock::UnixMillis;
+use crate::oauth::ZoomTokenError;
+use crate::secret::Secret;
+use crate::store::StoreError;
+
+/// What the caller presented to Zoom through us.
+#[derive(Debug)]
+pub enum Presented {
+    /// An authorization-code exchange: the caller's form, forwarded as is.
+    Code { code: Secret, form: String },
+    /// A legacy system's real Zoom refresh token.
+    Legacy(Secret),
+}
+
+/// Why an adoption gave no grant. No variant loses a token: tokens Zoom issued
+/// are stored (or held) under the pending key whatever happens next.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    /// Zoom refused or could not be reached: it issued nothing.
+    #[error(transparent)]
+    Zoom(#[from] ZoomTokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A code already exchanged (Zoom spends a code once).
+    #[error("this authorization code was already exchanged")]
+    Spent,
+    #[error(
+        "cannot tell which Zoom user these tokens belong to yet; they are kept, \
+         and the adoption finishes when the lookup succeeds"
+    )]
+    IdentityUnknown,
+    #[error("the adoption task ended abnormally")]
+    Task,
+}
+
+/// The user's grant and the caller's new binding on it.
+pub type Adopted = (Arc<GrantHandle>, String);
+
+// === impl Registry ===
+
+impl Registry {
+    /// Exchanges or adopts `presented` at Zoom, in a task the registry owns:
+    /// a caller that goes away cancels only its own wait.
+    pub async fn adopt_presented(
+        self: &Arc<Self>,
+        client_id: &str,
+        presented: Presented,
+    ) -> Result<Adopted, AdoptError> {
+        let this = self.clone();
+        let client_id = client_id.to_owned();
+        Tasks::spawn(self.ctx(), async move {
+            this.adopt_owned(&client_id, presented).await
+        })
+        .await
+        .unwrap_or(Err(AdoptError::Task))
+    }
+
+    async fn adopt_owned(
+        self: &Arc<Self>,
+        client_id: &str,
+        presented: Presented,
+    ) -> Result<Adopted, AdoptError> {
+        let hash = match &presented {
+            Presented::Code { code, .. } => hash(code.expose()),
+            Presented::Legacy(token) => hash(token.expose()),
+        };
+        let pending = self.ensure(&GrantKey::new(client_id, Subject::Pending(hash.clone())));
+        let mut flight = pending.flight.lock().await;
+        let attempt = Attempt::take(&pending).await?;
+        pending.reread(&mut flight).await;
+        if let Some(into) = flight.record.adopted_into().cloned() {
+            attempt.end().await;
+            drop(flight);
+            self.forget_pending(&pending);
+            return match presented {
+                Presented::Code { .. } => Err(AdoptError::Spent),
+                Presented::Legacy(_) => self.legacy_binding(&into, &hash).await,
+            };
+        }
+        let (issued, issued_at) = match flight.record.issued() {
+            // An earlier try got Zoom's answer but not the user: finish it.
+            Some(held) => held,
+            None => {
+                let sent_ms = self.ctx().clock.now_ms();
+                let issued = match self.call_zoom(client_id, &presented).await {
+                    Ok(issued) => issued,
+                    Err(error) => {
+                        attempt.end().await;
+                        drop(flight);
+                        self.forget_pending(&pending);
+                        return Err(error);
+                    }
+                };
+                // Stored under the pending key before anything else can fail;
+                // held in memory (and retried) if the store refuses it.
+                let persist = pending
+                    .persist(flight.record.rotated(&issued, sent_ms))
+                    .await;
+                pending.install(&mut flight, persist.into_record());
+                (issued, sent_ms)
+            }
+        };
+        let Some(user) = self.identify(&issued).await else {
+            tracing::warn!(grant = %pending.key(), "adopted tokens kept under the pending key: the Zoom user is not known yet");
+            attempt.end().await;
+            return Err(AdoptError::IdentityUnknown);
+        };
+        let legacy = matches!(presented, Presented::Legacy(_));
+        let binding = self.new_binding(legacy.then_some(hash));
+        let grant = self.ensure(&GrantKey::new(client_id, Subject::User(user)));
+        // Lock order is always pending, then user: no cycle.
+        let (binding, durable) = grant.adopt(&issued, issued_at, Some(binding)).await?;
+        let binding = binding.unwrap_or_default();
+        if durable {
+            let moved = flight.record.moved_into(grant.key().clone());
+            let persist = pending.persist(moved).await;
+            pending.install(&mut flight, persist.into_record());
+        }
+        attempt.end().await;
+        pending.announce().await;
+        drop(flight);
+        if durable {
+            self.forget_pending(&pending);
+        }
+        tracing::info!(grant = %grant.id(), legacy, "tokens adopted; new binding");
+        Ok((grant, binding))
+    }
+
+    async fn call_zoom(
+        &self,
+        client_id: &str,
+        presented: &Presented,
+    ) -> Result<Issued, AdoptError> {
+        let source = &self.ctx().source;
+        let (kind, result) = match presented {
+            Presented::Code { form, .. } => {
+                ("exchange", source.exchange(client_id, form.clone()).await)
+            }
+            Presented::Legacy(token) => ("adopt", source.refresh(client_id, token).await),
+        };
+        let label = result.as_ref().map_or_else(ZoomTokenError::label, |_| "ok");
+        self.ctx().metrics.token_call(kind, label);
+        Ok(result?)
+    }
+
+    /// Whose tokens these are: `GET /v2/users/me`, or, for an app without
+    /// that scope, the `uid` claim of Zoom's JWT.
+    async fn identify(&self, issued: &Issued) -> Option<String> {
+        match self.ctx().source.whoami(&issued.access_token).await {
+            Some(id) => Some(id),
+            None => jwt_claim(issued.access_token.expose(), "uid"),
+        }
+    }
+
+    /// The binding that adopted legacy token `hash` into `into`, as stored
+    /// (another replica may have adopted it).
+    async fn legacy_binding(&self, into: &GrantKey, hash: &str) -> Result<Adopted, AdoptError> {
+        self.reload(into).await;
+        let grant = self.get(into).ok_or(AdoptError::Spent)?;
+        let binding = grant
+            .record()
+            .await
+            .live_bindings()
+            .find(|b| b.adopted_from.as_deref() == Some(hash))
+            .map(|b| b.id.clone())
+            .ok_or(AdoptError::Spent)?;
+        Ok((grant, binding))
+    }
+
+    fn new_binding(&self, adopted_from: Option<String>) -> Binding {
+        let label = match adopted_from {
+            Some(_) => "legacy refresh token",
+            None => "authorization_code",
+        };
+        Binding {
+            id: random_id(),
+            label: label.to_owned(),
+            created_at_ms: self.ctx().clock.now_ms(),
+            revoked: false,
+            adopted_from,
+        }
+    }
+}
+
+// === impl GrantHandle ===
+
+impl GrantHandle {
+    /// Installs tokens Zoom issued for this grant's subject at `issued_at_ms`,
+    /// with `binding` if any, in one write under the grant's locks. Tokens
+    /// older than the ones held are not installed: Zoom revoked them when it
+    /// issued the newer ones. Returns the binding's id (one already adopted
+    /// from the same legacy token is reused) and whether the record is durable.
+    pub(super) async fn adopt(
+        self: &Arc<Self>,
+        issued: &Issued,
+        issued_at_ms: UnixMillis,
+        binding: Option<Binding>,
+    ) -> Result<(Option<String>, bool), StoreError> {
+        let mut flight = self.flight.lock().await;
+        // Other replicas must not refresh the pair being replaced meanwhile.
+        let attempt = Attempt::take(self).await?;
+        self.reread(&mut flight).await;
+        let record = &flight.record;
+        let mut next = if record.refreshed_at_ms >= issued_at_ms && !record.is_dead() {
+            record.bumped()
+        } else {
+            record.rotated(issued, issued_at_ms)
+        };
+        let id = binding.map(|binding| {
+            let existing = binding.adopted_from.as_ref().and_then(|hash| {
+                next.live_bindings()
+                    .find(|b| b.adopted_from.as_ref() == Some(hash))
+                    .map(|b| b.id.clone())
+            });
+            existing.unwrap_or_else(|| {
+                let id = binding.id.clone();
+                next.bindings.push(binding);
+                id
+            })
+        });
+        let persist = self.persist(next).await;
+        let durable = !persist.is_held();
+        self.install(&mut flight, persist.into_record());
+        attempt.end().await;
+        self.announce().await;
+        Ok((id, durable))
+    }
+}
+
+/// Hex SHA-256: how a presented code or legacy token is remembered, never in clear.
+pub fn hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One string claim of a JWT's payload, read without verifying (Zoom signs it, not us).
+fn jwt_claim(token: &str, name: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get(name)?.as_str().map(str::to_owned)
+}

@@ -1,0 +1,91 @@
+//! What every grant shares: the token source, the store, the clock, the
+//! settings, and the count of Zoom calls still in flight.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{watch, Notify};
+
+use super::bindings::LegacyIndex;
+use super::source::TokenSource;
+use super::vtoken::Signer;
+use crate::clock::Clock;
+use crate::config;
+use crate::metrics::Metrics;
+use crate::oauth::ZoomTokenClient;
+use crate::store::GrantStore;
+
+/// What every grant's refresher shares.
+#[derive(Debug)]
+pub struct RefreshCtx {
+    /// For what is not a grant change: revoking at Zoom.
+    pub zoom: ZoomTokenClient,
+    /// The calls that change a grant (refresh, mint, exchange) and the identity lookup.
+    pub source: Arc<dyn TokenSource>,
+    pub store: Arc<dyn GrantStore>,
+    pub clock: Clock,
+    pub refresh: config::Refresh,
+    pub metrics: Metrics,
+    /// Signs and verifies callers' virtual tokens.
+    pub signer: Signer,
+    /// Flips to `true` on shutdown; background loops end.
+    pub shutdown: watch::Receiver<bool>,
+    /// Tasks that own a call to Zoom; shutdown waits for them.
+    pub tasks: Tasks,
+    /// Which grant adopted each legacy refresh token; kept by grants' install step.
+    pub legacy: LegacyIndex,
+}
+
+/// Counts the grant-owned tasks in flight, so that shutdown can wait until
+/// every answer Zoom sent has been taken in.
+#[derive(Debug, Default)]
+pub struct Tasks {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+/// One counted task; uncounts it when dropped, however the task ended.
+#[derive(Debug)]
+pub(crate) struct TaskGuard(Arc<RefreshCtx>);
+
+// === impl Tasks ===
+
+impl Tasks {
+    /// Spawns `work` as a task the grant owns: a caller awaiting its handle
+    /// that goes away cancels only its own wait, never the call to Zoom.
+    pub(crate) fn spawn<T: Send + 'static>(
+        ctx: &Arc<RefreshCtx>,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        ctx.tasks.running.fetch_add(1, Ordering::AcqRel);
+        let guard = TaskGuard(ctx.clone());
+        tokio::spawn(async move {
+            let _counted = guard;
+            work.await
+        })
+    }
+
+    /// How many grant-owned tasks are running.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Returns once no grant-owned task is running.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.running() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.tasks.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.tasks.idle.notify_waiters();
+        }
+    }
+}
