@@ -50,7 +50,9 @@ fn main() {
         rss_growth / GRANTS as u64
     );
     assert_eq!(running.registry.len(), GRANTS);
-    runtime.block_on(running.shutdown());
+    runtime
+        .block_on(running.shutdown())
+        .expect("every grant saved at shutdown");
     for run in 1..=3 {
         let rss_before = rss_bytes();
         let cpu_before = cpu_time();

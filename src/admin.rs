@@ -83,6 +83,17 @@ impl Admin {
                 unpersisted.join(", ")
             ));
         }
+        let pending: Vec<String> = grants
+            .iter()
+            .filter(|g| g.awaits_identity())
+            .map(|g| g.id())
+            .collect();
+        if !pending.is_empty() {
+            problems.push(format!(
+                "adopted tokens kept until the Zoom user is known: {}",
+                pending.join(", ")
+            ));
+        }
         let dead: Vec<String> = grants
             .iter()
             .filter(|g| g.current().dead.is_some())

@@ -76,7 +76,6 @@ impl Running {
         let zoom = ZoomTokenClient::new(client.clone(), &config);
         let ctx = Arc::new(RefreshCtx {
             source: Arc::new(zoom.clone()),
-            zoom,
             tasks: Tasks::default(),
             legacy: LegacyIndex::default(),
             store: store.clone(),
@@ -87,6 +86,7 @@ impl Running {
             shutdown: shutdown_rx.clone(),
         });
         let registry = Registry::load(ctx).await?;
+        registry.resume_adoptions();
         metrics.register_collector(Box::new(GrantExpiry {
             registry: registry.clone(),
             clock: options.clock.clone(),
@@ -107,6 +107,7 @@ impl Running {
             &config,
             registry.clone(),
             api_pool,
+            zoom,
             metrics.metrics.clone(),
         ));
         let admin = Arc::new(Admin {
@@ -145,14 +146,45 @@ impl Running {
     }
 
     /// Stops accepting, lets in-flight requests finish within the grace period,
-    /// and returns when everything has stopped.
-    pub async fn shutdown(self) {
+    /// waits for every call to Zoom still in flight to be taken in, then makes a
+    /// last write of every rotated token the store has not taken yet. Returns
+    /// when everything has stopped; an error names each grant still unsaved.
+    pub async fn shutdown(self) -> Result<(), Unsaved> {
+        // Every receiver lives in `self`, so the send cannot fail.
         let _ = self.shutdown.send(true);
         for task in self.tasks {
-            let _ = task.await;
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a listener or background task ended abnormally");
+            }
         }
-        tracing::info!("grantmux stopped");
+        let unsaved = self.registry.flush().await;
+        if unsaved.is_empty() {
+            tracing::info!("grantmux stopped");
+            Ok(())
+        } else {
+            Err(Unsaved(unsaved))
+        }
     }
+}
+
+/// Grants whose rotated refresh token is only in this process's memory at
+/// exit: the store refused the last write. Zoom holds no other valid copy.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the rotated refresh token of {} grant(s) could not be saved and is lost with this process: {}",
+    .0.len(),
+    .0.join(", ")
+)]
+#[must_use]
+pub struct Unsaved(pub Vec<String>);
+
+/// Why `grantmux serve` ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Unsaved(#[from] Unsaved),
 }
 
 async fn open_store(config: &Config) -> Result<Arc<dyn GrantStore>, StartError> {

@@ -118,10 +118,19 @@ impl Harness {
         })
     }
 
-    /// Stops grantmux, then the simulator.
+    /// Stops grantmux, then the simulator. A token left unsaved is logged by
+    /// grantmux; [`Harness::stop`] returns it instead.
     pub async fn shutdown(self) {
-        self.gmx.shutdown().await;
+        if let Err(unsaved) = self.stop().await {
+            tracing::error!(%unsaved, "harness stopped with unsaved grants");
+        }
+    }
+
+    /// Stops grantmux, then the simulator; says which grants were left unsaved.
+    pub async fn stop(self) -> Result<(), crate::app::Unsaved> {
+        let result = self.gmx.shutdown().await;
         self.sim.shutdown().await;
+        result
     }
 }
 

@@ -98,8 +98,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
             grantmux::app::Running::start(config, grantmux::app::StartOptions::default()).await?;
         grantmux::signal::shutdown_requested().await;
         tracing::info!("shutdown requested; draining");
-        running.shutdown().await;
-        Ok::<(), grantmux::app::StartError>(())
+        running.shutdown().await?;
+        Ok::<(), grantmux::app::RunError>(())
     })
 }
 

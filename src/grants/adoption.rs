@@ -12,6 +12,7 @@
 //! how another replica, presented the same legacy token, finds the same grant
 //! without a second call to Zoom.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -20,6 +21,7 @@ use super::attempt::Attempt;
 use super::ctx::Tasks;
 use super::handle::GrantHandle;
 use super::model::{Binding, Issued};
+use super::refresher::backoff;
 use super::registry::Registry;
 use super::vtoken::random_id;
 use super::{GrantKey, Subject};
@@ -85,58 +87,86 @@ impl Registry {
         client_id: &str,
         presented: Presented,
     ) -> Result<Adopted, AdoptError> {
-        let hash = match &presented {
-            Presented::Code { code, .. } => hash(code.expose()),
-            Presented::Legacy(token) => hash(token.expose()),
+        let (hash, legacy) = match &presented {
+            Presented::Code { code, .. } => (hash(code.expose()), false),
+            Presented::Legacy(token) => (hash(token.expose()), true),
         };
         let pending = self.ensure(&GrantKey::new(client_id, Subject::Pending(hash.clone())));
+        let binding = self.new_binding(legacy.then(|| hash.clone()));
+        let result = self.adopt_pending(&pending, Some((&presented, binding))).await;
+        match &result {
+            Err(AdoptError::Spent) if legacy => {
+                let into = pending.record().await.adopted_into().cloned();
+                match into {
+                    Some(into) => self.legacy_binding(&into, &hash).await,
+                    None => result,
+                }
+            }
+            Err(AdoptError::IdentityUnknown) => {
+                self.finish_later(pending);
+                result
+            }
+            _ => result,
+        }
+    }
+
+    /// Under the pending grant's lock: calls Zoom if `call` is given and the
+    /// pending grant holds no tokens yet, learns whose they are, and moves them
+    /// (with the binding they were obtained for) into that user's grant.
+    async fn adopt_pending(
+        self: &Arc<Self>,
+        pending: &Arc<GrantHandle>,
+        call: Option<(&Presented, Binding)>,
+    ) -> Result<Adopted, AdoptError> {
         let mut flight = pending.flight.lock().await;
-        let attempt = Attempt::take(&pending).await?;
+        let attempt = Attempt::take(pending).await?;
         pending.reread(&mut flight).await;
-        if let Some(into) = flight.record.adopted_into().cloned() {
+        if flight.record.adopted_into().is_some() {
             attempt.end().await;
             drop(flight);
-            self.forget_pending(&pending);
-            return match presented {
-                Presented::Code { .. } => Err(AdoptError::Spent),
-                Presented::Legacy(_) => self.legacy_binding(&into, &hash).await,
-            };
+            self.forget_pending(pending);
+            return Err(AdoptError::Spent);
         }
-        let (issued, issued_at) = match flight.record.issued() {
-            // An earlier try got Zoom's answer but not the user: finish it.
-            Some(held) => held,
-            None => {
-                let sent_ms = self.ctx().clock.now_ms();
-                let issued = match self.call_zoom(client_id, &presented).await {
-                    Ok(issued) => issued,
-                    Err(error) => {
-                        attempt.end().await;
-                        drop(flight);
-                        self.forget_pending(&pending);
-                        return Err(error);
-                    }
-                };
-                // Stored under the pending key before anything else can fail;
-                // held in memory (and retried) if the store refuses it.
-                let persist = pending
-                    .persist(flight.record.rotated(&issued, sent_ms))
-                    .await;
-                pending.install(&mut flight, persist.into_record());
-                (issued, sent_ms)
-            }
+        if flight.record.issued().is_none() {
+            let Some((presented, binding)) = call else {
+                attempt.end().await;
+                return Err(AdoptError::Spent);
+            };
+            let client_id = &pending.key().client_id;
+            let sent_ms = self.ctx().clock.now_ms();
+            let issued = match self.call_zoom(client_id, presented).await {
+                Ok(issued) => issued,
+                Err(error) => {
+                    attempt.end().await;
+                    drop(flight);
+                    self.forget_pending(pending);
+                    return Err(error);
+                }
+            };
+            // Stored under the pending key, with the binding it was obtained
+            // for, before anything else can fail; held in memory (and retried)
+            // if the store refuses it.
+            let mut record = flight.record.rotated(&issued, sent_ms);
+            record.bindings.push(binding);
+            let persist = pending.persist(record).await;
+            pending.install(&mut flight, persist.into_record());
+        }
+        let Some((issued, issued_at)) = flight.record.issued() else {
+            attempt.end().await;
+            return Err(AdoptError::Spent);
         };
         let Some(user) = self.identify(&issued).await else {
             tracing::warn!(grant = %pending.key(), "adopted tokens kept under the pending key: the Zoom user is not known yet");
             attempt.end().await;
             return Err(AdoptError::IdentityUnknown);
         };
-        let legacy = matches!(presented, Presented::Legacy(_));
-        let binding = self.new_binding(legacy.then_some(hash));
-        let grant = self.ensure(&GrantKey::new(client_id, Subject::User(user)));
+        let binding = flight.record.bindings.first().cloned();
+        let legacy = binding.as_ref().is_some_and(|b| b.adopted_from.is_some());
+        let grant = self.ensure(&GrantKey::new(pending.key().client_id.clone(), Subject::User(user)));
         // Lock order is always pending, then user: no cycle.
-        let (binding, durable) = grant.adopt(&issued, issued_at, Some(binding)).await?;
-        let binding = binding.unwrap_or_default();
+        let (binding, durable) = grant.adopt(&issued, issued_at, binding).await?;
         if durable {
+            // Only now may the pending record let go of the tokens.
             let moved = flight.record.moved_into(grant.key().clone());
             let persist = pending.persist(moved).await;
             pending.install(&mut flight, persist.into_record());
@@ -145,10 +175,43 @@ impl Registry {
         pending.announce().await;
         drop(flight);
         if durable {
-            self.forget_pending(&pending);
+            self.forget_pending(pending);
         }
         tracing::info!(grant = %grant.id(), legacy, "tokens adopted; new binding");
-        Ok((grant, binding))
+        Ok((grant, binding.unwrap_or_default()))
+    }
+
+    /// Finishes, in the background, every adoption loaded from the store with
+    /// its user still unknown.
+    pub fn resume_adoptions(self: &Arc<Self>) {
+        for pending in self.all().into_iter().filter(|g| g.awaits_identity()) {
+            self.finish_later(pending);
+        }
+    }
+
+    /// Retries the identity lookup of a pending grant with backoff until the
+    /// adoption finishes or shutdown; the tokens stay stored meanwhile.
+    pub(super) fn finish_later(self: &Arc<Self>, pending: Arc<GrantHandle>) {
+        if pending.background.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut shutdown = this.ctx().shutdown.clone();
+            let mut failures = 0;
+            while pending.awaits_identity() {
+                failures += 1;
+                tokio::select! {
+                    _ = this.ctx().clock.sleep(backoff(&this.ctx().refresh, failures)) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
+                match this.adopt_pending(&pending, None).await {
+                    Ok(_) | Err(AdoptError::Spent) => break,
+                    Err(error) => tracing::debug!(grant = %pending.key(), %error, "adoption not finished yet"),
+                }
+            }
+            pending.background.store(false, Ordering::Release);
+        });
     }
 
     async fn call_zoom(

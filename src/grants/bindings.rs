@@ -41,7 +41,11 @@ pub struct LegacyIndex {
 
 impl LegacyIndex {
     /// Indexes the live adopted bindings of `record`, and forgets its revoked ones.
+    /// A pending grant's binding is not a caller's until the user's grant has it.
     pub(super) fn install(&self, record: &Grant) {
+        if matches!(record.key.subject, super::Subject::Pending(_)) {
+            return;
+        }
         for binding in &record.bindings {
             let Some(hash) = &binding.adopted_from else {
                 continue;

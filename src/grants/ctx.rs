@@ -12,14 +12,11 @@ use super::vtoken::Signer;
 use crate::clock::Clock;
 use crate::config;
 use crate::metrics::Metrics;
-use crate::oauth::ZoomTokenClient;
 use crate::store::GrantStore;
 
 /// What every grant's refresher shares.
 #[derive(Debug)]
 pub struct RefreshCtx {
-    /// For what is not a grant change: revoking at Zoom.
-    pub zoom: ZoomTokenClient,
     /// The calls that change a grant (refresh, mint, exchange) and the identity lookup.
     pub source: Arc<dyn TokenSource>,
     pub store: Arc<dyn GrantStore>,

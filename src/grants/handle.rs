@@ -53,8 +53,8 @@ pub struct GrantHandle {
     pub(super) flight: Arc<Mutex<Flight>>,
     /// Completed attempts; waiters compare it to see that one ran meanwhile.
     pub(super) attempts: AtomicU64,
-    /// A background refresh task is running.
-    background: AtomicBool,
+    /// A background task (refresh, or finishing an adoption) is running.
+    pub(super) background: AtomicBool,
     /// A rotated token is held in memory only: the store refused it.
     pub(super) unpersisted: AtomicBool,
     last_used_ms: AtomicU64,
@@ -109,6 +109,12 @@ impl GrantHandle {
 
     pub fn is_unpersisted(&self) -> bool {
         self.unpersisted.load(Ordering::Acquire)
+    }
+
+    /// Tokens Zoom issued for a code or legacy token, kept under the pending
+    /// key because the identity lookup has not succeeded yet.
+    pub fn awaits_identity(&self) -> bool {
+        matches!(self.key.subject, Subject::Pending(_)) && self.current.load().bearer.is_some()
     }
 
     /// A copy of the full record (tokens included); for the admin view and tests.

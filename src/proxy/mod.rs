@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::{OAuthError, ProxyError};
 use crate::grants::Registry;
 use crate::metrics::{Metrics, RequestLabels, Route};
-use crate::oauth::OAuthEndpoint;
+use crate::oauth::{OAuthEndpoint, ZoomTokenClient};
 use crate::upstream::OriginPool;
 
 /// Everything the proxy listener needs, shared by all connections.
@@ -47,6 +47,7 @@ impl Proxy {
         config: &Config,
         registry: Arc<Registry>,
         upstream: OriginPool,
+        zoom: ZoomTokenClient,
         metrics: Metrics,
     ) -> Self {
         let api = &config.zoom.api_url;
@@ -62,7 +63,7 @@ impl Proxy {
         if let Ok(listen) = Authority::try_from(config.listen.proxy.to_string()) {
             own_authorities.push(listen);
         }
-        let oauth = OAuthEndpoint::new(config, registry.clone(), registry.ctx().zoom.clone());
+        let oauth = OAuthEndpoint::new(config, registry.clone(), zoom);
         Self {
             registry,
             oauth,
