@@ -571,7 +571,10 @@ async fn app_starts_on_a_file_store_and_refuses_a_wrong_key() {
         .await
         .expect("start");
     assert!(running.registry.get(&grant_key(1)).is_some());
-    running.shutdown().await.expect("every grant saved at shutdown");
+    running
+        .shutdown()
+        .await
+        .expect("every grant saved at shutdown");
 
     let err = Running::start(config(&key_file().source), StartOptions::default())
         .await

@@ -93,7 +93,9 @@ impl Registry {
         };
         let pending = self.ensure(&GrantKey::new(client_id, Subject::Pending(hash.clone())));
         let binding = self.new_binding(legacy.then(|| hash.clone()));
-        let result = self.adopt_pending(&pending, Some((&presented, binding))).await;
+        let result = self
+            .adopt_pending(&pending, Some((&presented, binding)))
+            .await;
         match &result {
             Err(AdoptError::Spent) if legacy => {
                 let into = pending.record().await.adopted_into().cloned();
@@ -162,7 +164,10 @@ impl Registry {
         };
         let binding = flight.record.bindings.first().cloned();
         let legacy = binding.as_ref().is_some_and(|b| b.adopted_from.is_some());
-        let grant = self.ensure(&GrantKey::new(pending.key().client_id.clone(), Subject::User(user)));
+        let grant = self.ensure(&GrantKey::new(
+            pending.key().client_id.clone(),
+            Subject::User(user),
+        ));
         // Lock order is always pending, then user: no cycle.
         let (binding, durable) = grant.adopt(&issued, issued_at, binding).await?;
         if durable {
@@ -207,7 +212,9 @@ impl Registry {
                 }
                 match this.adopt_pending(&pending, None).await {
                     Ok(_) | Err(AdoptError::Spent) => break,
-                    Err(error) => tracing::debug!(grant = %pending.key(), %error, "adoption not finished yet"),
+                    Err(error) => {
+                        tracing::debug!(grant = %pending.key(), %error, "adoption not finished yet")
+                    }
                 }
             }
             pending.background.store(false, Ordering::Release);

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::{ZoomTokenClient, ZoomTokenError};
 use crate::body::{self, Body};
-use crate::config::{Config, RevokePolicy};
+use crate::config::{Caller, Config, RevokePolicy};
 use crate::error::OAuthError;
 use crate::grants::vtoken::{random_id, Claims, Kind, VerifyError};
 use crate::grants::{
@@ -41,6 +41,9 @@ pub struct OAuthEndpoint {
     apps: HashMap<String, (Secret, RevokePolicy)>,
     public_url: String,
     authorize_url: String,
+    /// The `[[caller]]` names per grant: holders with no binding, which
+    /// `last_binding` counts. Fixed by the config, so built once.
+    static_holders: HashMap<GrantKey, Vec<String>>,
 }
 
 type Params = HashMap<String, String>;
@@ -77,6 +80,7 @@ impl OAuthEndpoint {
                 .collect(),
             public_url: config.listen.public_url.clone(),
             authorize_url: format!("{}/oauth/authorize", oauth.trim_end_matches('/')),
+            static_holders: static_holders(&config.callers),
         }
     }
 
@@ -136,6 +140,7 @@ impl OAuthEndpoint {
                 .filter(|(g, _)| g.key().client_id == client_id)
                 .ok_or(OAuthError::InvalidToken)?,
         };
+        let mut answer = json!({ "status": "success" });
         // Revoking a token twice succeeds (RFC 7009) and changes nothing the second time.
         if binding != S2S_BINDING && grant.binding_is_live(&binding) {
             let remaining = grant.revoke_binding(&binding).await?;
@@ -146,17 +151,24 @@ impl OAuthEndpoint {
                 .map(|(_, p)| *p)
                 .unwrap_or_default();
             if remaining == 0 && policy == RevokePolicy::LastBinding {
-                let record = grant.record().await;
-                if let Err(error) = self
-                    .zoom
-                    .revoke(&client_id, record.access_token.expose())
-                    .await
-                {
-                    tracing::warn!(grant = %grant.id(), %error, "revoking the grant at Zoom failed");
+                // Static callers hold the grant too, without a binding to count.
+                if let Some(names) = self.static_holders.get(grant.key()) {
+                    let why = kept_for(names);
+                    tracing::info!(grant = %grant.id(), callers = ?names, "last binding revoked; {why}");
+                    answer["grant_kept_at_zoom"] = why.into();
+                } else {
+                    let record = grant.record().await;
+                    if let Err(error) = self
+                        .zoom
+                        .revoke(&client_id, record.access_token.expose())
+                        .await
+                    {
+                        tracing::warn!(grant = %grant.id(), %error, "revoking the grant at Zoom failed");
+                    }
                 }
             }
         }
-        Ok(body::json(StatusCode::OK, &json!({ "status": "success" })))
+        Ok(body::json(StatusCode::OK, &answer))
     }
 
     async fn code_exchange(
@@ -338,6 +350,31 @@ impl OAuthEndpoint {
             Err(OAuthError::InvalidClient)
         }
     }
+}
+
+/// The configured callers naming each grant, in config order.
+fn static_holders(callers: &[Caller]) -> HashMap<GrantKey, Vec<String>> {
+    let mut holders: HashMap<GrantKey, Vec<String>> = HashMap::new();
+    for c in callers {
+        holders
+            .entry(c.grant.clone())
+            .or_default()
+            .push(c.name.clone());
+    }
+    holders
+}
+
+/// Why a last-binding revoke left the grant at Zoom; names only, never keys.
+fn kept_for(names: &[String]) -> String {
+    let (noun, verb) = match names.len() {
+        1 => ("caller", "uses"),
+        _ => ("callers", "use"),
+    };
+    format!(
+        "not revoked at Zoom: {} configured {noun} ({}) still {verb} this grant",
+        names.len(),
+        names.join(", ")
+    )
 }
 
 impl From<ZoomTokenError> for OAuthError {
