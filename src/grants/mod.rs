@@ -39,3 +39,6 @@ pub use self::model::{Binding, Grant, GrantState, Issued};
 pub use self::registry::Registry;
 pub use self::source::{SourceFuture, TokenSource};
 pub use self::subject::{BadSubject, GrantKey, Subject};
+
+#[cfg(test)]
+mod tests;

@@ -33,7 +33,6 @@ pub(super) enum Answer {
 
 /// Zoom's token endpoint, acting on each call at once: every call is counted
 /// (`calls`) before its answer, which waits for a permit if `gated`.
-#[derive(Debug)]
 pub(super) struct FakeZoom {
     script: Mutex<VecDeque<Answer>>,
     pub(super) calls: watch::Sender<usize>,
@@ -134,6 +133,14 @@ impl FakeZoom {
     }
 }
 
+impl std::fmt::Debug for FakeZoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeZoom")
+            .field("calls", &self.count())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TokenSource for FakeZoom {
     fn refresh<'a>(
         &'a self,
@@ -143,11 +150,19 @@ impl TokenSource for FakeZoom {
         Box::pin(self.answer())
     }
 
-    fn mint<'a>(&'a self, _: &'a str, _: &'a str) -> SourceFuture<'a, Result<Issued, ZoomTokenError>> {
+    fn mint<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> SourceFuture<'a, Result<Issued, ZoomTokenError>> {
         Box::pin(self.answer())
     }
 
-    fn exchange<'a>(&'a self, _: &'a str, _: String) -> SourceFuture<'a, Result<Issued, ZoomTokenError>> {
+    fn exchange<'a>(
+        &'a self,
+        _: &'a str,
+        _: String,
+    ) -> SourceFuture<'a, Result<Issued, ZoomTokenError>> {
         Box::pin(self.answer())
     }
 
@@ -220,7 +235,9 @@ impl World {
             },
             now,
         );
+        // Issued an hour before it expires, as Zoom's are.
         grant.expires_at_ms = now + expires_in.as_millis() as u64;
+        grant.refreshed_at_ms = grant.expires_at_ms.saturating_sub(3_600_000);
         world.store.inner.save(&grant).await.expect("seeded");
         world.registry.reload(&user_key()).await;
         world
@@ -263,7 +280,12 @@ impl World {
     }
 
     pub(super) async fn stored(&self) -> Grant {
-        self.store.inner.load(&user_key()).await.expect("load").expect("stored")
+        self.store
+            .inner
+            .load(&user_key())
+            .await
+            .expect("load")
+            .expect("stored")
     }
 }
 
