@@ -171,7 +171,7 @@ impl Running {
 /// exit: the store refused the last write. Zoom holds no other valid copy.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the rotated refresh token of {} grant(s) could not be saved and is lost with this process: {}",
+    "the rotated tokens of {} grant(s) could not be saved and are lost with this process: {}",
     .0.len(),
     .0.join(", ")
 )]

@@ -3,6 +3,8 @@
 //! `GRANTMUX_FAILPOINT=<step>` aborts the process (as `kill -9` would) when the
 //! refresher reaches that step; `GRANTMUX_FAILPOINT=<step>:stop` instead
 //! freezes it there once with SIGSTOP, for the test to resume with SIGCONT.
+//! `GRANTMUX_FAILPOINT=store_save:fail` makes every file-store write fail, as
+//! a full or broken disk would.
 //!
 //! Steps: `before_zoom`, `calling_zoom` (past the last check that the refresh
 //! lock is still ours), `after_zoom` (Zoom answered, nothing written),
@@ -20,20 +22,31 @@ static STOPPED_ONCE: AtomicBool = AtomicBool::new(false);
 enum Action {
     Abort,
     Stop,
+    /// The step reports failure every time (`<step>:fail`), e.g. `store_save`.
+    Fail,
 }
 
-/// Acts if the failpoint `name` is armed.
-pub fn hit(name: &str) {
-    let armed = ARMED.get_or_init(|| {
+fn armed() -> &'static Option<(String, Action)> {
+    ARMED.get_or_init(|| {
         let value = std::env::var("GRANTMUX_FAILPOINT")
             .ok()
             .filter(|v| !v.is_empty())?;
         Some(match value.split_once(':') {
             Some((step, "stop")) => (step.to_owned(), Action::Stop),
+            Some((step, "fail")) => (step.to_owned(), Action::Fail),
             _ => (value, Action::Abort),
         })
-    });
-    match armed {
+    })
+}
+
+/// Whether step `name` is armed to fail (`GRANTMUX_FAILPOINT=<name>:fail`).
+pub fn failing(name: &str) -> bool {
+    matches!(armed(), Some((step, Action::Fail)) if step == name)
+}
+
+/// Acts if the failpoint `name` is armed.
+pub fn hit(name: &str) {
+    match armed() {
         Some((step, Action::Abort)) if step == name => {
             eprintln!("grantmux: failpoint {name} reached; aborting");
             std::process::abort();

@@ -145,6 +145,10 @@ impl GrantStore for FileStore {
     }
 
     fn save<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {
+        if crate::failpoint::failing("store_save") {
+            let failed = StoreError::Unavailable("failpoint store_save: the write failed".into());
+            return Box::pin(async move { Err(failed) });
+        }
         let inner = self.inner.clone();
         let sealed = inner.seal(grant);
         Box::pin(async move {
