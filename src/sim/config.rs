@@ -67,8 +67,12 @@ pub struct SimApp {
 /// Failure injection for one side of the simulator.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Slept (in real time) before answering.
+    /// Slept (in real time) before handling: the request has not reached Zoom yet.
     pub latency: Duration,
+    /// Slept (in real time) after handling, before the answer leaves: Zoom has already
+    /// acted (a token rotated, a code redeemed) when a client that gives up sooner
+    /// hangs up. Not applied to injected resets.
+    pub answer_delay: Duration,
     /// Fraction of requests answered 503 with a Zoom-ish JSON body, `0..=1`.
     pub error_rate: f64,
     /// Fraction of requests whose connection is dropped with no answer, `0..=1`.

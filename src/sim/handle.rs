@@ -137,6 +137,8 @@ impl SimHandle {
         self.inner.shared.counters.snapshot()
     }
 
+    /// Faults of `/oauth/token` and `/oauth/revoke`, for requests that arrive from now
+    /// on (one already waiting out `answer_delay` keeps its delay).
     pub fn set_token_faults(&self, f: Faults) {
         self.update(|s| s.token_faults = f);
     }
