@@ -86,6 +86,9 @@ pub struct SimFlags {
     /// Skip token checks on API routes (benchmarks): every call acts as the owner.
     #[arg(long)]
     pub no_token_checks: bool,
+    /// Issue access tokens as opaque random strings, not JWTs (no `uid` to read).
+    #[arg(long)]
+    pub opaque_tokens: bool,
 }
 
 /// Why `grantmux sim` stopped with an error.
@@ -149,6 +152,7 @@ fn config(args: &SimFlags) -> SimConfig {
         tls: args.tls_ca_out.clone(),
         api_url: args.api_url.clone(),
         check_tokens: !args.no_token_checks,
+        opaque_tokens: args.opaque_tokens,
         ..SimConfig::default()
     }
 }
@@ -172,8 +176,8 @@ fn print_settings(args: &SimFlags, cfg: &SimConfig, sim: &SimHandle) {
         args.token_ttl, args.s2s_token_ttl, cfg.invalidate_previous_access, cfg.legacy_s2s
     );
     println!(
-        "query-string token params: {}; token checks: {}",
-        cfg.allow_query_params, cfg.check_tokens
+        "query-string token params: {}; token checks: {}; opaque access tokens: {}",
+        cfg.allow_query_params, cfg.check_tokens, cfg.opaque_tokens
     );
     match &cfg.rate_limits {
         Some(r) => println!(

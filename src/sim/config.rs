@@ -53,6 +53,9 @@ pub struct SimConfig {
     /// `false` skips token checks on API routes (benchmark mode): every call acts as
     /// the default user.
     pub check_tokens: bool,
+    /// Access tokens are opaque random strings instead of JWTs, so a client cannot
+    /// read `uid` from them (refresh tokens stay JWTs). The sim still knows them.
+    pub opaque_tokens: bool,
     /// Every expiry decision reads this clock, so tests advance it instead of sleeping.
     pub clock: Clock,
 }
@@ -109,6 +112,7 @@ impl Default for SimConfig {
             tls: None,
             api_url: None,
             check_tokens: true,
+            opaque_tokens: false,
             clock: Clock::new(),
         }
     }

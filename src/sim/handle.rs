@@ -159,6 +159,13 @@ impl SimHandle {
         self.update(|s| s.rate_limits = r);
     }
 
+    /// From now on, access tokens are opaque random strings (`true`) or JWTs with a
+    /// `uid` claim (`false`); see [`SimConfig::opaque_tokens`]. Tokens already issued
+    /// keep working either way.
+    pub fn set_opaque_tokens(&self, on: bool) {
+        lock(&self.inner.shared.grants).set_opaque_access(on);
+    }
+
     /// Applies to tokens issued from now on.
     pub fn set_user_token_ttl(&self, d: Duration) {
         self.update(|s| s.user_token_ttl = d);

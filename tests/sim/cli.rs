@@ -61,10 +61,10 @@ async fn binary_serves_stats_and_stops_cleanly_on_sigterm() {
 }
 
 #[tokio::test]
-async fn binary_prints_the_answer_delay_in_its_summary() {
+async fn binary_prints_the_answer_delay_and_opaque_tokens_in_its_summary() {
     let mut child = Command::new(BIN)
         .args(["sim", "--listen", "127.0.0.1:0"])
-        .args(["--token-answer-delay", "1500ms"])
+        .args(["--token-answer-delay", "1500ms", "--opaque-tokens"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -93,6 +93,7 @@ async fn binary_prints_the_answer_delay_in_its_summary() {
         has("api faults: latency 0s, answer delay 0s,"),
         "{summary:#?}"
     );
+    assert!(has("opaque access tokens: true"), "{summary:#?}");
 }
 
 #[tokio::test]
