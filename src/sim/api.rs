@@ -1,5 +1,5 @@
 //! `/v2/*`: faults, recording, the bearer-token check and rate limits, in that order,
-//! then the route.
+//! then the route, then any answer delay.
 //!
 //! Faults come first because they model the network; the request is recorded before
 //! the token check so proxy tests can see what was forwarded even when it is refused.
@@ -15,7 +15,7 @@ use super::grants::{AccessError, GrantKey};
 use super::ratelimit::Category;
 use super::reply;
 use super::rest;
-use super::state::{lock, Shared};
+use super::state::{lock, Settings, Shared};
 use super::stats::Counters;
 use crate::body::Body;
 
@@ -32,11 +32,17 @@ pub(crate) struct Caller {
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     Counters::bump(&shared.counters.api_requests);
     let settings = shared.settings();
-    match faults::inject(&settings.api_faults).await {
+    let resp = match faults::inject(&settings.api_faults).await {
         Some(Injected::Reset) => return faults::reset(),
-        Some(Injected::Error) => return faults::api_unavailable(),
-        None => {}
-    }
+        Some(Injected::Error) => faults::api_unavailable(),
+        None => serve(shared, &settings, req).await,
+    };
+    faults::delay_answer(&settings.api_faults).await;
+    resp
+}
+
+/// Records, checks the token and the rate limit, then runs the route.
+async fn serve(shared: &Shared, settings: &Settings, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let echo = parts.uri.path().starts_with("/v2/_echo/");
     let body = echo::read_body(body, if echo { 0 } else { MAX_JSON_BYTES }).await;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use http::header::{HeaderValue, LOCATION};
+use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -83,11 +84,16 @@ pub(crate) async fn revoke(shared: &Shared, req: Request<Incoming>) -> Response<
     // Older Zoom samples send `token` in the query, so it is always accepted here.
     let params = Params::parse(&parts, &body, true);
     let settings = shared.settings();
-    match faults::inject(&settings.token_faults).await {
+    let resp = match faults::inject(&settings.token_faults).await {
         Some(Injected::Reset) => return faults::reset(),
-        Some(Injected::Error) => return faults::token_unavailable(),
-        None => {}
-    }
+        Some(Injected::Error) => faults::token_unavailable(),
+        None => revoke_token(shared, &parts, &params),
+    };
+    faults::delay_answer(&settings.token_faults).await;
+    resp
+}
+
+fn revoke_token(shared: &Shared, parts: &Parts, params: &Params) -> Response<Body> {
     let Some(app) = oauth::client_auth(shared, &parts.headers) else {
         return reply::invalid_client();
     };

@@ -62,6 +62,10 @@ pub struct SimFlags {
     /// Fraction (0..=1) of token requests whose connection is dropped.
     #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     pub token_reset_rate: f64,
+    /// Hold back token answers this long (e.g. `1500ms`) after handling them: the
+    /// token has rotated (or the code is spent) before the caller hears so.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub token_answer_delay: Duration,
     #[arg(long, default_value_t = 0)]
     pub api_latency_ms: u64,
     /// Fraction (0..=1) of API requests answered 503.
@@ -70,6 +74,9 @@ pub struct SimFlags {
     /// Fraction (0..=1) of API requests whose connection is dropped.
     #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     pub api_reset_rate: f64,
+    /// Hold back API answers this long (e.g. `1500ms`) after handling them.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub api_answer_delay: Duration,
     /// Serve HTTPS, writing the generated CA certificate (PEM) here.
     #[arg(long)]
     pub tls_ca_out: Option<PathBuf>,
@@ -79,6 +86,9 @@ pub struct SimFlags {
     /// Skip token checks on API routes (benchmarks): every call acts as the owner.
     #[arg(long)]
     pub no_token_checks: bool,
+    /// Issue access tokens as opaque random strings, not JWTs (no `uid` to read).
+    #[arg(long)]
+    pub opaque_tokens: bool,
 }
 
 /// Why `grantmux sim` stopped with an error.
@@ -127,28 +137,23 @@ fn config(args: &SimFlags) -> SimConfig {
         legacy_s2s: args.legacy_s2s,
         allow_query_params: !args.no_query_params,
         rate_limits,
-        token_faults: faults(
-            args.token_latency_ms,
-            args.token_error_rate,
-            args.token_reset_rate,
-        ),
-        api_faults: faults(
-            args.api_latency_ms,
-            args.api_error_rate,
-            args.api_reset_rate,
-        ),
+        token_faults: Faults {
+            latency: Duration::from_millis(args.token_latency_ms),
+            answer_delay: args.token_answer_delay,
+            error_rate: args.token_error_rate,
+            reset_rate: args.token_reset_rate,
+        },
+        api_faults: Faults {
+            latency: Duration::from_millis(args.api_latency_ms),
+            answer_delay: args.api_answer_delay,
+            error_rate: args.api_error_rate,
+            reset_rate: args.api_reset_rate,
+        },
         tls: args.tls_ca_out.clone(),
         api_url: args.api_url.clone(),
         check_tokens: !args.no_token_checks,
+        opaque_tokens: args.opaque_tokens,
         ..SimConfig::default()
-    }
-}
-
-fn faults(latency_ms: u64, error_rate: f64, reset_rate: f64) -> Faults {
-    Faults {
-        latency: Duration::from_millis(latency_ms),
-        error_rate,
-        reset_rate,
     }
 }
 
@@ -171,8 +176,8 @@ fn print_settings(args: &SimFlags, cfg: &SimConfig, sim: &SimHandle) {
         args.token_ttl, args.s2s_token_ttl, cfg.invalidate_previous_access, cfg.legacy_s2s
     );
     println!(
-        "query-string token params: {}; token checks: {}",
-        cfg.allow_query_params, cfg.check_tokens
+        "query-string token params: {}; token checks: {}; opaque access tokens: {}",
+        cfg.allow_query_params, cfg.check_tokens, cfg.opaque_tokens
     );
     match &cfg.rate_limits {
         Some(r) => println!(
@@ -181,8 +186,19 @@ fn print_settings(args: &SimFlags, cfg: &SimConfig, sim: &SimHandle) {
         ),
         None => println!("rate limits: off"),
     }
-    println!("token faults: {:?}", cfg.token_faults);
-    println!("api faults: {:?}", cfg.api_faults);
+    println!("token faults: {}", describe(&cfg.token_faults));
+    println!("api faults: {}", describe(&cfg.api_faults));
+}
+
+/// One summary line's worth of faults, durations in the flags' own notation.
+fn describe(f: &Faults) -> String {
+    format!(
+        "latency {}, answer delay {}, error rate {}, reset rate {}",
+        humantime::format_duration(f.latency),
+        humantime::format_duration(f.answer_delay),
+        f.error_rate,
+        f.reset_rate
+    )
 }
 
 /// Registers the Ctrl-C and SIGTERM handlers now; the future resolves on either.

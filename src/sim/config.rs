@@ -53,6 +53,9 @@ pub struct SimConfig {
     /// `false` skips token checks on API routes (benchmark mode): every call acts as
     /// the default user.
     pub check_tokens: bool,
+    /// Access tokens are opaque random strings instead of JWTs, so a client cannot
+    /// read `uid` from them (refresh tokens stay JWTs). The sim still knows them.
+    pub opaque_tokens: bool,
     /// Every expiry decision reads this clock, so tests advance it instead of sleeping.
     pub clock: Clock,
 }
@@ -67,8 +70,12 @@ pub struct SimApp {
 /// Failure injection for one side of the simulator.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Slept (in real time) before answering.
+    /// Slept (in real time) before handling: the request has not reached Zoom yet.
     pub latency: Duration,
+    /// Slept (in real time) after handling, before the answer leaves: Zoom has already
+    /// acted (a token rotated, a code redeemed) when a client that gives up sooner
+    /// hangs up. Not applied to injected resets.
+    pub answer_delay: Duration,
     /// Fraction of requests answered 503 with a Zoom-ish JSON body, `0..=1`.
     pub error_rate: f64,
     /// Fraction of requests whose connection is dropped with no answer, `0..=1`.
@@ -105,6 +112,7 @@ impl Default for SimConfig {
             tls: None,
             api_url: None,
             check_tokens: true,
+            opaque_tokens: false,
             clock: Clock::new(),
         }
     }

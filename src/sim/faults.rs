@@ -1,4 +1,4 @@
-//! Failure injection: latency, 503s and dropped connections.
+//! Failure injection: latency, 503s, dropped connections, and answers held back.
 //!
 //! `serve` wants an infallible service, so a "reset" is a response whose body fails
 //! on its first poll. hyper has then only buffered the head, never flushed it, and
@@ -35,6 +35,14 @@ pub(crate) async fn inject(faults: &Faults) -> Option<Injected> {
         Some(Injected::Error)
     } else {
         None
+    }
+}
+
+/// Sleeps the configured answer delay (real time), after the request was handled:
+/// the state change is done, only the answer is late.
+pub(crate) async fn delay_answer(faults: &Faults) {
+    if !faults.answer_delay.is_zero() {
+        tokio::time::sleep(faults.answer_delay).await;
     }
 }
 

@@ -52,6 +52,9 @@ pub(crate) struct Grants {
     grants: HashMap<GrantKey, Grant>,
     /// Purge expired tokens when the map grows past this.
     purge_at: usize,
+    /// New access tokens are random strings, not JWTs ([`super::SimConfig::opaque_tokens`]).
+    /// Kept here rather than in `Settings` because minting is its only reader.
+    opaque_access: bool,
 }
 
 struct Entry {
@@ -80,7 +83,15 @@ impl Grants {
             tokens: HashMap::new(),
             grants: HashMap::new(),
             purge_at: MIN_PURGE_AT,
+            opaque_access: false,
         }
+    }
+
+    /// From now on, access tokens are opaque (`true`) or JWTs (`false`). An opaque
+    /// token is known only while this store holds it: once purged it reads as
+    /// invalid, not expired, since nothing in it says it was ours.
+    pub(crate) fn set_opaque_access(&mut self, on: bool) {
+        self.opaque_access = on;
     }
 
     /// A new authorization for `key`: every earlier token of that key dies first.
@@ -215,24 +226,28 @@ impl Grants {
             GrantKey::S2s { client_id } => (client_id, &self.owner),
         };
         let expires_ms = now_ms.saturating_add(ttl_ms);
-        let token = self.signer.sign(&Claims {
-            aud: "https://oauth.zoom.us".to_owned(),
-            uid: uid.clone(),
-            ver: 10,
-            auid: grant.auid.clone(),
-            nbf: now_ms / 1000,
-            code: grant.code.clone(),
-            iss: format!("zm:cid:{client_id}"),
-            gno: 0,
-            exp: expires_ms / 1000,
-            kind: match kind {
-                Kind::Access => jwt::TYPE_ACCESS,
-                Kind::Refresh => jwt::TYPE_REFRESH,
-            },
-            iat: now_ms / 1000,
-            aid: self.account_id.clone(),
-            jti: jwt::random_id(16),
-        });
+        let token = if kind == Kind::Access && self.opaque_access {
+            jwt::random_id(32)
+        } else {
+            self.signer.sign(&Claims {
+                aud: "https://oauth.zoom.us".to_owned(),
+                uid: uid.clone(),
+                ver: 10,
+                auid: grant.auid.clone(),
+                nbf: now_ms / 1000,
+                code: grant.code.clone(),
+                iss: format!("zm:cid:{client_id}"),
+                gno: 0,
+                exp: expires_ms / 1000,
+                kind: match kind {
+                    Kind::Access => jwt::TYPE_ACCESS,
+                    Kind::Refresh => jwt::TYPE_REFRESH,
+                },
+                iat: now_ms / 1000,
+                aid: self.account_id.clone(),
+                jti: jwt::random_id(16),
+            })
+        };
         grant.tokens.push(token.clone());
         let entry = Entry {
             key: key.clone(),
@@ -286,6 +301,25 @@ mod tests {
         assert_eq!(g.check_access("x.y.z", 1_000), Err(AccessError::Invalid));
         // The refresh token outlived the purge and still rotates.
         assert!(g.refresh("c", &pair.refresh, 1_000, TTL, true).is_some());
+    }
+
+    #[test]
+    fn opaque_access_tokens_work_until_purged() {
+        let mut g = Grants::new("acc", "owner");
+        g.set_opaque_access(true);
+        let pair = g.authorize(&user(), 0, TTL);
+        assert!(!pair.access.contains('.'), "not a JWT: {}", pair.access);
+        assert!(pair.refresh.contains('.'), "refresh tokens stay JWTs");
+        assert_eq!(g.check_access(&pair.access, 999), Ok(&user()));
+        assert_eq!(
+            g.check_access(&pair.access, 1_000),
+            Err(AccessError::Expired)
+        );
+        g.purge(1_000);
+        assert_eq!(
+            g.check_access(&pair.access, 1_000),
+            Err(AccessError::Invalid)
+        );
     }
 
     #[test]

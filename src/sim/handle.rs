@@ -137,6 +137,8 @@ impl SimHandle {
         self.inner.shared.counters.snapshot()
     }
 
+    /// Faults of `/oauth/token` and `/oauth/revoke`, for requests that arrive from now
+    /// on (one already waiting out `answer_delay` keeps its delay).
     pub fn set_token_faults(&self, f: Faults) {
         self.update(|s| s.token_faults = f);
     }
@@ -155,6 +157,13 @@ impl SimHandle {
 
     pub fn set_rate_limits(&self, r: Option<RateLimits>) {
         self.update(|s| s.rate_limits = r);
+    }
+
+    /// From now on, access tokens are opaque random strings (`true`) or JWTs with a
+    /// `uid` claim (`false`); see [`SimConfig::opaque_tokens`]. Tokens already issued
+    /// keep working either way.
+    pub fn set_opaque_tokens(&self, on: bool) {
+        lock(&self.inner.shared.grants).set_opaque_access(on);
     }
 
     /// Applies to tokens issued from now on.

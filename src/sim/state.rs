@@ -71,8 +71,10 @@ impl Shared {
             user_token_ttl: cfg.user_token_ttl,
             s2s_token_ttl: cfg.s2s_token_ttl,
         };
+        let mut grants = Grants::new(&cfg.account_id, &cfg.default_user);
+        grants.set_opaque_access(cfg.opaque_tokens);
         Self {
-            grants: Mutex::new(Grants::new(&cfg.account_id, &cfg.default_user)),
+            grants: Mutex::new(grants),
             codes: Mutex::new(Codes::default()),
             directory: Mutex::new(Directory::new(&cfg.account_id, &cfg.default_user, now)),
             limiter: Mutex::new(Limiter::default()),

@@ -11,6 +11,9 @@ pub struct SimStats {
     pub token_requests: TokenRequests,
     /// Non-200 answers from `/oauth/token` (a dropped connection is no answer).
     pub token_errors: u64,
+    /// `/oauth/token` answers with `"error": "invalid_grant"` (a refresh token Zoom no
+    /// longer takes, or a wrong PKCE verifier); also counted in `token_errors`.
+    pub invalid_grant: u64,
     /// Every `/v2/*` request.
     pub api_requests: u64,
     pub api_401: u64,
@@ -35,6 +38,7 @@ pub(crate) struct Counters {
     pub refresh_token: AtomicU64,
     pub account_credentials: AtomicU64,
     pub token_errors: AtomicU64,
+    pub invalid_grant: AtomicU64,
     pub api_requests: AtomicU64,
     pub api_401: AtomicU64,
     pub api_429: AtomicU64,
@@ -58,6 +62,7 @@ impl Counters {
                 account_credentials: get(&self.account_credentials),
             },
             token_errors: get(&self.token_errors),
+            invalid_grant: get(&self.invalid_grant),
             api_requests: get(&self.api_requests),
             api_401: get(&self.api_401),
             api_429: get(&self.api_429),

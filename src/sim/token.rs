@@ -45,6 +45,9 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
     if resp.status() != StatusCode::OK {
         Counters::bump(&shared.counters.token_errors);
     }
+    // Zoom has acted (and the counters say so); a caller that gives up now loses
+    // only the answer.
+    faults::delay_answer(&settings.token_faults).await;
     resp
 }
 
@@ -108,13 +111,7 @@ fn authorization_code(
                 "invalid_request",
             );
         }
-        Err(RedeemError::BadVerifier) => {
-            return reply::oauth_error(
-                StatusCode::BAD_REQUEST,
-                "Invalid code verifier",
-                "invalid_grant",
-            );
-        }
+        Err(RedeemError::BadVerifier) => return invalid_grant(shared, "Invalid code verifier"),
     };
     let key = GrantKey::User {
         client_id: client_id.to_owned(),
@@ -139,7 +136,7 @@ fn refresh_token(
         Some(pair) => user_answer(shared, settings, &pair),
         // Unknown, rotated out, revoked, expired or another client's: all the same to
         // Zoom (the expired case is UNCONFIRMED, ZOOM.md §7).
-        None => reply::oauth_error(StatusCode::BAD_REQUEST, "Invalid Token!", "invalid_grant"),
+        None => invalid_grant(shared, "Invalid Token!"),
     }
 }
 
@@ -171,6 +168,12 @@ fn account_credentials(
             api_url: &shared.api_url,
         },
     )
+}
+
+/// `invalid_grant`, counted: the answer that ends a grant for whoever holds it.
+fn invalid_grant(shared: &Shared, reason: &str) -> Response<Body> {
+    Counters::bump(&shared.counters.invalid_grant);
+    reply::oauth_error(StatusCode::BAD_REQUEST, reason, "invalid_grant")
 }
 
 fn user_ttls(shared: &Shared, settings: &Settings) -> Ttls {

@@ -61,6 +61,60 @@ async fn binary_serves_stats_and_stops_cleanly_on_sigterm() {
 }
 
 #[tokio::test]
+async fn binary_prints_the_answer_delay_and_opaque_tokens_in_its_summary() {
+    let mut child = Command::new(BIN)
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .args(["--token-answer-delay", "1500ms", "--opaque-tokens"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut summary = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.expect("stdout line") {
+            let last = line.starts_with("api faults:");
+            summary.push(line);
+            if last {
+                return;
+            }
+        }
+        panic!("no api faults line: {summary:#?}");
+    })
+    .await
+    .expect("summary in time");
+    let has = |text: &str| summary.iter().any(|l| l.contains(text));
+    assert!(
+        has("token faults: latency 0s, answer delay 1s 500ms,"),
+        "{summary:#?}"
+    );
+    assert!(
+        has("api faults: latency 0s, answer delay 0s,"),
+        "{summary:#?}"
+    );
+    assert!(has("opaque access tokens: true"), "{summary:#?}");
+}
+
+#[tokio::test]
+async fn binary_refuses_a_bad_duration() {
+    let out = Command::new(BIN)
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-answer-delay",
+            "soon",
+        ])
+        .output()
+        .await
+        .expect("binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--token-answer-delay"), "{stderr}");
+}
+
+#[tokio::test]
 async fn binary_refuses_a_bad_fraction() {
     let out = Command::new(BIN)
         .args(["sim", "--listen", "127.0.0.1:0", "--api-error-rate", "1.5"])

@@ -2,8 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use grantmux::sim::{Faults, RateLimits, SimConfig, SimStats, TokenRequests};
-use http::Method;
+use http::{Method, Request};
+use http_body_util::Full;
 use serde_json::json;
 
 use crate::support::*;
@@ -175,6 +177,99 @@ async fn latency_delays_the_answer() {
     assert!(started.elapsed() >= latency);
 }
 
+/// A refresh request, for a caller that sends it on its own terms.
+fn refresh_request(f: &Fixture, refresh_token: &str) -> Request<Full<Bytes>> {
+    let mut req = f.request(
+        Method::POST,
+        "/oauth/token",
+        Some(&basic(CLIENT, SECRET)),
+        &form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ]),
+    );
+    req.headers_mut().insert(
+        "content-type",
+        "application/x-www-form-urlencoded".parse().expect("header"),
+    );
+    req
+}
+
+#[tokio::test]
+async fn a_refresh_whose_caller_hangs_up_during_the_answer_delay_still_rotated() {
+    let f = start_default().await;
+    let first = f.login("sim-user").await;
+    let (old_access, old_refresh) = (
+        field(&first, "access_token"),
+        field(&first, "refresh_token"),
+    );
+    // Far longer than the test: the caller always hangs up before the answer.
+    f.sim.set_token_faults(Faults {
+        answer_delay: Duration::from_secs(60),
+        ..Faults::default()
+    });
+    let http = f.http.clone();
+    let req = refresh_request(&f, &old_refresh);
+    let caller = tokio::spawn(async move { http.request(req).await });
+    // Counted and handled in one poll of the sim's handler, before the delay.
+    until("the refresh to reach the sim", || {
+        f.sim.stats().token_requests.refresh_token == 1
+    })
+    .await;
+    caller.abort();
+    let hung_up = caller
+        .await
+        .expect_err("the caller hung up before the answer");
+    assert!(hung_up.is_cancelled(), "{hung_up:?}");
+
+    f.sim.set_token_faults(Faults::default());
+    assert_eq!(f.refresh(&old_refresh).await.pair(), invalid_grant());
+    assert_eq!(
+        f.api_get("/v2/users/me", &old_access).await.pair(),
+        invalid_token()
+    );
+    let rotated = f
+        .sim
+        .current_access_token(CLIENT, "sim-user")
+        .expect("the grant lives on with tokens the caller never saw");
+    assert_ne!(rotated, old_access);
+    assert_eq!(f.api_get("/v2/users/me", &rotated).await.status, 200);
+    let stats = f.sim.stats();
+    assert_eq!(
+        (stats.invalid_grant, stats.token_errors),
+        (1, 1),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn answer_delay_acts_at_once_and_answers_late() {
+    let f = start_default().await;
+    let old_refresh = field(&f.login("sim-user").await, "refresh_token");
+    let delay = Duration::from_millis(300);
+    f.sim.set_token_faults(Faults {
+        answer_delay: delay,
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let http = f.http.clone();
+    let req = refresh_request(&f, &old_refresh);
+    let slow = tokio::spawn(async move { http.request(req).await });
+    until("the refresh to reach the sim", || {
+        f.sim.stats().token_requests.refresh_token == 1
+    })
+    .await;
+    // Without a delay of its own, a second use of the same token shows the rotation.
+    f.sim.set_token_faults(Faults::default());
+    assert_eq!(f.refresh(&old_refresh).await.pair(), invalid_grant());
+    let answer = slow
+        .await
+        .expect("the caller ran")
+        .expect("an answer, late");
+    assert_eq!(answer.status(), 200);
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn stats_count_every_kind_of_request() {
     let f = start_default().await;
@@ -198,6 +293,7 @@ async fn stats_count_every_kind_of_request() {
             account_credentials: 1,
         },
         token_errors: 2,
+        invalid_grant: 1,
         api_requests: 1,
         api_401: 1,
         api_429: 0,

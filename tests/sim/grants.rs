@@ -233,3 +233,37 @@ async fn revoke_kills_the_whole_grant() {
         )
     );
 }
+
+#[tokio::test]
+async fn opaque_access_tokens_carry_no_claims_yet_work_like_jwts() {
+    let f = start(SimConfig {
+        opaque_tokens: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let first = f.login("opaque-user").await;
+    let access = field(&first, "access_token");
+    assert!(!access.contains('.'), "not a JWT: {access}");
+    let me = f.api_get("/v2/users/me", &access).await;
+    assert_eq!(
+        (me.status.as_u16(), field(&me.json(), "id")),
+        (200, "opaque-user".into())
+    );
+    // Refresh tokens stay JWTs and rotate as ever; the new access token is opaque too.
+    let second = f.refresh(&field(&first, "refresh_token")).await.json();
+    let rotated = field(&second, "access_token");
+    assert!(!rotated.contains('.'), "not a JWT: {rotated}");
+    assert_eq!(
+        f.api_get("/v2/users/me", &access).await.pair(),
+        invalid_token()
+    );
+    assert_eq!(f.api_get("/v2/users/me", &rotated).await.status, 200);
+    // Switched off at run time, the next token is a JWT again.
+    f.sim.set_opaque_tokens(false);
+    let third = f.refresh(&field(&second, "refresh_token")).await.json();
+    assert_eq!(field(&third, "access_token").split('.').count(), 3);
+    f.sim.set_opaque_tokens(true);
+    let s2s = field(&f.s2s().await.json(), "access_token");
+    assert!(!s2s.contains('.'), "S2S tokens too: {s2s}");
+    assert_eq!(f.api_get("/v2/users/me", &s2s).await.status, 200);
+}

@@ -1,6 +1,7 @@
 //! A small HTTP/1 client and OAuth helpers for the simulator tests.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -218,4 +219,14 @@ pub(crate) fn invalid_grant() -> (u16, Value) {
         400,
         serde_json::json!({"reason": "Invalid Token!", "error": "invalid_grant"}),
     )
+}
+
+/// Polls `done` every few milliseconds until it holds; panics naming `what` after 10 s.
+/// For state the sim reaches on its own time (a request it is still handling).
+pub(crate) async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
