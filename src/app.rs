@@ -12,7 +12,7 @@ use crate::admin::{Admin, GrantExpiry};
 use crate::clock::Clock;
 use crate::config::{Config, StoreBackend};
 use crate::grants::vtoken::Signer;
-use crate::grants::{LegacyIndex, RefreshCtx, Registry, Tasks};
+use crate::grants::{Adopting, LegacyIndex, RefreshCtx, Registry, Tasks};
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
@@ -78,6 +78,7 @@ impl Running {
             source: Arc::new(zoom.clone()),
             tasks: Tasks::default(),
             legacy: LegacyIndex::default(),
+            adopting: Adopting::default(),
             store: store.clone(),
             clock: options.clock.clone(),
             refresh: config.refresh.clone(),

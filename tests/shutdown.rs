@@ -10,7 +10,9 @@ use hyper_util::rt::TokioExecutor;
 
 mod common;
 
+use common::client::{http, send};
 use common::process::{write_config, Grantmux};
+use http::Method;
 
 const CALLER_KEY: &str = "shutdown-test-caller-key";
 
@@ -78,6 +80,71 @@ grant = { client_id = "sim-client", account_id = "sim-account" }
     assert!(
         log.iter().any(|l| l.contains("grantmux stopped")),
         "{log:?}"
+    );
+    sim.shutdown().await;
+}
+
+/// The store refuses every write (`GRANTMUX_FAILPOINT=store_save:fail`, as a
+/// broken disk would): the minted token is served from memory, `/readyz` says
+/// so, and SIGTERM ends in a non-zero exit that names the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_an_unsaved_grant_exits_non_zero_naming_it() {
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let config = write_config(
+        dir.path(),
+        &sim.base_url(),
+        &format!(
+            r#"
+[store]
+backend = "file"
+path = "{}"
+[[caller]]
+name = "worker"
+key_env = "CALLER_KEY"
+grant = {{ client_id = "sim-client", account_id = "sim-account" }}
+"#,
+            state.display()
+        ),
+    );
+    let gmx = Grantmux::start(
+        &config,
+        &[
+            ("CALLER_KEY", CALLER_KEY),
+            ("GRANTMUX_FAILPOINT", "store_save:fail"),
+        ],
+    );
+    let http = http();
+    let bearer = format!("Bearer {CALLER_KEY}");
+    let me = format!("http://{}/v2/users/me", gmx.proxy);
+    let (status, body) = send(&http, Method::GET, &me, &[("authorization", &bearer)], "")
+        .await
+        .expect("answer");
+    assert_eq!(status, 200, "served from memory: {body:?}");
+    let readyz = format!("http://{}/readyz", gmx.admin);
+    let (status, body) = send(&http, Method::GET, &readyz, &[], "")
+        .await
+        .expect("readyz");
+    assert_eq!(status, 503, "{body:?}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("sim-client/account:sim-account"),
+        "{body:?}"
+    );
+
+    let (code, log) = tokio::task::spawn_blocking(move || gmx.stop("-TERM"))
+        .await
+        .expect("join");
+    assert_ne!(code, Some(0), "exit status: {log:#?}");
+    assert!(code.is_some(), "it exits, not killed by a signal");
+    let named = log
+        .iter()
+        .filter(|l| l.contains("sim-client/account:sim-account"))
+        .filter(|l| l.contains("could not be saved") || l.contains("STILL NOT PERSISTED"))
+        .count();
+    assert!(
+        named >= 2,
+        "the log and the exit message name the grant: {log:#?}"
     );
     sim.shutdown().await;
 }

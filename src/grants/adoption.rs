@@ -93,9 +93,11 @@ impl Registry {
         };
         let pending = self.ensure(&GrantKey::new(client_id, Subject::Pending(hash.clone())));
         let binding = self.new_binding(legacy.then(|| hash.clone()));
+        let adopting = self.ctx().adopting.begin();
         let result = self
             .adopt_pending(&pending, Some((&presented, binding)))
             .await;
+        drop(adopting);
         match &result {
             Err(AdoptError::Spent) if legacy => {
                 let into = pending.record().await.adopted_into().cloned();

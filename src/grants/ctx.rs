@@ -31,7 +31,19 @@ pub struct RefreshCtx {
     pub tasks: Tasks,
     /// Which grant adopted each legacy refresh token; kept by grants' install step.
     pub legacy: LegacyIndex,
+    /// Adoptions whose tokens Zoom may have issued but no grant holds yet.
+    pub adopting: Adopting,
 }
+
+/// Counts adoptions in flight. Zoom revokes a user's earlier tokens the moment
+/// it issues new ones, so until the adoption installs them, an `invalid_grant`
+/// on some grant may be that revocation: not a reason to declare it dead.
+#[derive(Debug, Default)]
+pub struct Adopting(AtomicUsize);
+
+/// One adoption in flight; uncounted when dropped, however it ended.
+#[derive(Debug)]
+pub(crate) struct AdoptingGuard<'a>(&'a Adopting);
 
 /// Counts the grant-owned tasks in flight, so that shutdown can wait until
 /// every answer Zoom sent has been taken in.
@@ -76,6 +88,25 @@ impl Tasks {
             }
             notified.await;
         }
+    }
+}
+
+// === impl Adopting ===
+
+impl Adopting {
+    pub(crate) fn begin(&self) -> AdoptingGuard<'_> {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        AdoptingGuard(self)
+    }
+
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+}
+
+impl Drop for AdoptingGuard<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

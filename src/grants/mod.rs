@@ -32,7 +32,7 @@ pub mod vtoken;
 pub use self::access::AccessToken;
 pub use self::adoption::{hash, AdoptError, Adopted, Presented};
 pub use self::bindings::LegacyIndex;
-pub use self::ctx::{RefreshCtx, Tasks};
+pub use self::ctx::{Adopting, RefreshCtx, Tasks};
 pub use self::current::{Current, Freshness};
 pub use self::handle::{GrantHandle, TokenError};
 pub use self::model::{Binding, Grant, GrantState, Issued};

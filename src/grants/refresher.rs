@@ -195,6 +195,14 @@ impl GrantHandle {
             attempt.end().await;
             return Outcome::Settled;
         }
+        if self.ctx.adopting.any() {
+            // Zoom may have refused our token because it just issued this
+            // user's new ones to an adoption still on its way to this grant.
+            attempt.end().await;
+            return Outcome::Failed(
+                "Zoom refused the refresh token while an authorization is being adopted".into(),
+            );
+        }
         let now = self.ctx.clock.now_ms();
         if interrupted {
             let since = *flight.limbo_since_ms.get_or_insert(now);

@@ -94,3 +94,50 @@ async fn redis_killed_under_load_serves_cached_tokens_and_recovers() {
         );
     }
 }
+
+/// Redis goes away between Zoom's answer and the write: the rotated token is
+/// held in memory (served, and reported by `/readyz`), written once Redis is
+/// back, and a replica started afterwards refreshes with it: nothing was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_lost_between_zoom_and_the_write_holds_the_token_until_it_is_back() {
+    let sim = SimConfig {
+        user_token_ttl: Duration::from_secs(60),
+        ..SimConfig::default()
+    };
+    let mut cluster = Cluster::start(sim, ReplicaConfig::default()).await;
+    let a = cluster.replica_with("a", Some("after_zoom:stop"));
+    let http = cluster.http.clone();
+    cluster.authorize(&a).await;
+    let before = cluster.redis.stored_version(USER_GRANT);
+    let refresh = {
+        let url = format!("http://{}/grants/{USER_GRANT}/refresh", a.admin);
+        let http = http.clone();
+        tokio::spawn(async move { send(&http, http::Method::POST, &url, &[], "").await })
+    };
+    a.wait_stopped();
+    cluster.redis.kill();
+    a.resume();
+    let (status, answer) = refresh.await.expect("joined").expect("admin answers");
+    assert_eq!(status, 200, "the new token is installed: {answer:?}");
+    assert_eq!(a.readyz(&http).await, 503, "held in memory only");
+    assert_eq!(a.me(&http, USER_KEY).await.0, 200, "and served from memory");
+
+    cluster.redis.restart();
+    eventually("/readyz to turn 200", || async {
+        a.readyz(&http).await == 200
+    })
+    .await;
+    assert!(
+        cluster.redis.stored_version(USER_GRANT) > before,
+        "the rotated token was written"
+    );
+    drop(a);
+    let b = cluster.replica("b");
+    let (status, refreshed) = b.force_refresh(&http, USER_GRANT).await;
+    assert_eq!(
+        status, 200,
+        "the stored refresh token is Zoom's: {refreshed}"
+    );
+    assert_eq!(cluster.sim.stats().invalid_grant, 0);
+    assert_eq!(b.me(&http, USER_KEY).await.0, 200);
+}

@@ -167,3 +167,17 @@ async fn a_caller_that_hangs_up_while_zoom_answers_loses_nothing() {
     assert_eq!(next.version, 2);
     assert_eq!(w.zoom.count(), 1);
 }
+
+#[tokio::test]
+async fn invalid_grant_while_an_authorization_is_being_adopted_is_not_death() {
+    let w = World::new(FakeZoom::new(false), Duration::ZERO).await;
+    w.zoom.then(Answer::InvalidGrant);
+    let adopting = w.registry.ctx().adopting.begin();
+    let error = w.grant().token().await.expect_err("no token yet");
+    assert!(matches!(error, TokenError::Unavailable(_)), "{error:?}");
+    assert!(
+        !w.stored().await.is_dead(),
+        "the adoption may revive it any moment"
+    );
+    drop(adopting);
+}

@@ -12,8 +12,8 @@ use crate::clock::Clock;
 use crate::config;
 use crate::grants::vtoken::Signer;
 use crate::grants::{
-    Binding, Grant, GrantKey, Issued, LegacyIndex, RefreshCtx, Registry, SourceFuture, Subject,
-    Tasks, TokenSource,
+    Adopting, Binding, Grant, GrantKey, Issued, LegacyIndex, RefreshCtx, Registry, SourceFuture,
+    Subject, Tasks, TokenSource,
 };
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenError;
@@ -264,6 +264,7 @@ impl World {
             shutdown: rx,
             tasks: Tasks::default(),
             legacy: LegacyIndex::default(),
+            adopting: Adopting::default(),
         });
         let registry = Registry::load(ctx).await.expect("registry");
         Self {
