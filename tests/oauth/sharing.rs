@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grantmux::harness::Harness;
+use http::Method;
 use tokio::task::JoinSet;
 
 use crate::support::{
@@ -161,5 +162,61 @@ async fn a_virtual_refresh_while_the_real_token_is_fresh_makes_no_call_to_zoom()
     }
     assert_eq!(h.sim.stats(), before, "no request of any kind reached Zoom");
     assert!(create_and_read(&h, &base, &last.access).await.is_ok());
+    h.shutdown().await;
+}
+
+/// Opaque Zoom tokens (no `uid` to read) and `/v2/users/me` failing: Zoom has
+/// rotated the legacy token, so its answer is kept under the token's hash and
+/// `/readyz` says an adoption waits; presented again once Zoom answers, the same
+/// tokens become the user's grant, with no second call to Zoom.
+#[tokio::test]
+async fn a_legacy_adoption_whose_identity_lookup_fails_keeps_zoom_s_tokens() {
+    let h = support::start().await;
+    let base = gmx(&h);
+    h.sim.set_opaque_tokens(true);
+    let real = authorize(&h, &h.sim.base_url(), USER).await;
+    let real_refresh = real.refresh.expect("refresh token");
+    let before = h.sim.stats();
+    h.sim.set_api_faults(grantmux::sim::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+
+    let refused = refresh(&h, &base, &real_refresh).await;
+    assert_eq!(refused.status, 503, "{}", support::text(&refused));
+    let ready = h
+        .call(Method::GET, &h.admin_url("/readyz"), &[], "")
+        .await
+        .expect("readyz");
+    assert_eq!(
+        ready.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    assert!(String::from_utf8_lossy(&ready.body).contains("until the Zoom user is known"));
+
+    h.sim.set_api_faults(grantmux::sim::Faults::default());
+    let adopted = tokens(&refresh(&h, &base, &real_refresh).await);
+    assert_eq!(me(&h, &base, &adopted.access).await.json()["id"], USER);
+    let again = tokens(&refresh(&h, &base, &real_refresh).await);
+    assert_eq!(claims(&again.access)["bid"], claims(&adopted.access)["bid"]);
+    let after = h.sim.stats();
+    assert_eq!(
+        after.token_requests.refresh_token,
+        before.token_requests.refresh_token + 1,
+        "Zoom saw one refresh of the legacy token"
+    );
+    assert_eq!(after.invalid_grant, 0);
+    let ready = h
+        .call(Method::GET, &h.admin_url("/readyz"), &[], "")
+        .await
+        .expect("readyz");
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
     h.shutdown().await;
 }
