@@ -19,7 +19,8 @@
 //!               origin's own HTTP/1.1 + HTTP/2 pool (the hot path); hyper-util's for tokens
 //! clock.rs      wall-clock time that tests can advance
 //! secret.rs     a string whose Debug prints "..."
-//! grants/       grant model and bindings, registry, single-flight refresher, virtual tokens
+//! grants/       grant model (a leaf), published token, single-flight refresher with its
+//!               attempt guard and write-through, adoption, bindings, registry, virtual tokens
 //! store/        trait GrantStore with cross-replica hooks; memory, file (redb), redis; AES-256-GCM sealing
 //! oauth/        the Zoom token client; the caller-facing token endpoint
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
@@ -36,6 +37,13 @@
 //! grant → take the current token (one atomic load) → forward → on 401 code 124,
 //! refresh (single-flight) and replay once → respond. The refresher is the only
 //! writer of a grant, and the store is written before a new token is published.
+//!
+//! A call to Zoom that changes a grant (refresh, mint, code exchange, legacy
+//! adoption) runs in a task the grant or the registry owns, never in a caller's
+//! request future: Zoom acts on it the moment it arrives, so its answer is always
+//! taken in (stored, held in memory and retried, or recorded as a refusal), even
+//! if every caller waiting on it has gone. Shutdown waits for those tasks, then
+//! makes a last write of anything the store has not taken.
 
 pub mod admin;
 pub mod app;
