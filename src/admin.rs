@@ -85,7 +85,7 @@ impl Admin {
         }
         let pending: Vec<String> = grants
             .iter()
-            .filter(|g| g.awaits_identity())
+            .filter(|g| g.awaits_adoption())
             .map(|g| g.id())
             .collect();
         if !pending.is_empty() {

@@ -106,7 +106,8 @@ impl Registry {
                     None => result,
                 }
             }
-            Err(AdoptError::IdentityUnknown) => {
+            // Zoom's tokens are kept under the pending key: finish without the caller.
+            Err(_) if pending.awaits_adoption() => {
                 self.finish_later(pending);
                 result
             }
@@ -159,17 +160,27 @@ impl Registry {
             attempt.end().await;
             return Err(AdoptError::Spent);
         };
-        let Some(user) = self.identify(&issued).await else {
+        let binding = flight.record.bindings.first().cloned();
+        let legacy = binding.as_ref().and_then(|b| b.adopted_from.clone());
+        // A legacy token whose user's grant already holds its binding (an
+        // earlier try stored it there, then failed to say so here) needs no lookup.
+        let known = legacy
+            .as_deref()
+            .and_then(|hash| self.ctx().legacy.find(hash));
+        let user = match known {
+            Some((key, _)) => Some(key),
+            None => self
+                .identify(&issued)
+                .await
+                .map(|user| GrantKey::new(pending.key().client_id.clone(), Subject::User(user))),
+        };
+        let Some(user) = user else {
             tracing::warn!(grant = %pending.key(), "adopted tokens kept under the pending key: the Zoom user is not known yet");
             attempt.end().await;
             return Err(AdoptError::IdentityUnknown);
         };
-        let binding = flight.record.bindings.first().cloned();
-        let legacy = binding.as_ref().is_some_and(|b| b.adopted_from.is_some());
-        let grant = self.ensure(&GrantKey::new(
-            pending.key().client_id.clone(),
-            Subject::User(user),
-        ));
+        let legacy = legacy.is_some();
+        let grant = self.ensure(&user);
         // Lock order is always pending, then user: no cycle.
         let (binding, durable) = grant.adopt(&issued, issued_at, binding).await?;
         if durable {
@@ -183,6 +194,10 @@ impl Registry {
         drop(flight);
         if durable {
             self.forget_pending(pending);
+        } else {
+            // The user's grant holds them in memory (and retries its write);
+            // the pending record lets go once that write has landed.
+            self.finish_later(pending.clone());
         }
         tracing::info!(grant = %grant.id(), legacy, "tokens adopted; new binding");
         Ok((grant, binding.unwrap_or_default()))
@@ -191,7 +206,7 @@ impl Registry {
     /// Finishes, in the background, every adoption loaded from the store with
     /// its user still unknown.
     pub fn resume_adoptions(self: &Arc<Self>) {
-        for pending in self.all().into_iter().filter(|g| g.awaits_identity()) {
+        for pending in self.all().into_iter().filter(|g| g.awaits_adoption()) {
             self.finish_later(pending);
         }
     }
@@ -206,14 +221,16 @@ impl Registry {
         tokio::spawn(async move {
             let mut shutdown = this.ctx().shutdown.clone();
             let mut failures = 0;
-            while pending.awaits_identity() {
+            while pending.awaits_adoption() {
                 failures += 1;
                 tokio::select! {
                     _ = this.ctx().clock.sleep(backoff(&this.ctx().refresh, failures)) => {}
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
                 match this.adopt_pending(&pending, None).await {
-                    Ok(_) | Err(AdoptError::Spent) => break,
+                    // Done once the pending record has let go of the tokens (the loop's test).
+                    Ok(_) => {}
+                    Err(AdoptError::Spent) => break,
                     Err(error) => {
                         tracing::debug!(grant = %pending.key(), %error, "adoption not finished yet")
                     }

@@ -1,7 +1,6 @@
 //! An attempt's hold on a grant across replicas: the refresh lease and the
 //! "refresh begun" marker, ended by the guard that took them.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::handle::GrantHandle;
@@ -9,11 +8,9 @@ use crate::store::{Lease, StoreError};
 
 /// One attempt at changing a grant at Zoom, holding the grant's lease.
 ///
-/// Dropping it counts the attempt, so that callers queued behind it take its
-/// outcome instead of starting another. A begun marker that was neither
-/// ended nor deliberately kept is cleared before the lease is released (the
-/// store only clears a marker for the lease's owner), in a task of its own
-/// because `Drop` cannot wait.
+/// A begun marker that was neither ended nor deliberately kept is cleared
+/// before the lease is released (the store only clears a marker for the
+/// lease's owner), in a task of its own because `Drop` cannot wait.
 pub(super) struct Attempt {
     grant: Arc<GrantHandle>,
     lease: Option<Lease>,
@@ -73,7 +70,6 @@ impl Attempt {
 
 impl Drop for Attempt {
     fn drop(&mut self) {
-        self.grant.attempts.fetch_add(1, Ordering::AcqRel);
         if self.marker != Marker::Begun {
             return;
         }

@@ -112,9 +112,13 @@ impl GrantHandle {
     }
 
     /// Tokens Zoom issued for a code or legacy token, kept under the pending
-    /// key because the identity lookup has not succeeded yet.
-    pub fn awaits_identity(&self) -> bool {
-        matches!(self.key.subject, Subject::Pending(_)) && self.current.load().bearer.is_some()
+    /// key because their adoption has not finished (the identity lookup or the
+    /// user grant's write failed).
+    pub fn awaits_adoption(&self) -> bool {
+        let cur = self.current.load();
+        matches!(self.key.subject, Subject::Pending(_))
+            && cur.bearer.is_some()
+            && cur.dead.is_none()
     }
 
     /// A copy of the full record (tokens included); for the admin view and tests.
@@ -179,6 +183,9 @@ impl GrantHandle {
         let this = self.clone();
         let attempt = Tasks::spawn(&self.ctx, async move {
             let outcome = this.attempt(&mut flight, &need).await;
+            // Counted under the lock, however it ended: callers queued behind
+            // this attempt take its outcome instead of starting another.
+            this.attempts.fetch_add(1, Ordering::AcqRel);
             this.settle(&mut flight, outcome)
         });
         attempt.await.unwrap_or_else(|_| {

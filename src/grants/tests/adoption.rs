@@ -33,7 +33,7 @@ async fn a_legacy_token_whose_user_cannot_be_identified_yet_is_kept_and_adopted_
         .registry
         .get(&pending)
         .expect("in memory")
-        .awaits_identity());
+        .awaits_adoption());
 
     // Presented again once Zoom says who it is: the same tokens, no second call.
     w.zoom.knows_user.store(true, Ordering::SeqCst);
@@ -89,7 +89,7 @@ async fn the_background_lookup_finishes_an_adoption_nobody_presents_again() {
         .expect("pending");
     // The lookup is retried after a backoff on the grant clock: move it on
     // until the adoption finished (the retry may start sleeping after any advance).
-    while pending.awaits_identity() {
+    while pending.awaits_adoption() {
         w.clock.advance(std::time::Duration::from_secs(3 * 3600));
         tokio::task::yield_now().await;
     }
