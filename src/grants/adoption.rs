@@ -15,11 +15,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use base64::Engine as _;
-
 use super::attempt::Attempt;
 use super::ctx::Tasks;
 use super::handle::GrantHandle;
+use super::identity::{self, hash};
 use super::model::{Binding, Issued};
 use super::refresher::backoff;
 use super::registry::Registry;
@@ -169,8 +168,7 @@ impl Registry {
             .and_then(|hash| self.ctx().legacy.find(hash));
         let user = match known {
             Some((key, _)) => Some(key),
-            None => self
-                .identify(&issued)
+            None => identity::user_of(self.ctx().source.as_ref(), &issued)
                 .await
                 .map(|user| GrantKey::new(pending.key().client_id.clone(), Subject::User(user))),
         };
@@ -257,15 +255,6 @@ impl Registry {
         Ok(result?)
     }
 
-    /// Whose tokens these are: `GET /v2/users/me`, or, for an app without
-    /// that scope, the `uid` claim of Zoom's JWT.
-    async fn identify(&self, issued: &Issued) -> Option<String> {
-        match self.ctx().source.whoami(&issued.access_token).await {
-            Some(id) => Some(id),
-            None => jwt_claim(issued.access_token.expose(), "uid"),
-        }
-    }
-
     /// The binding that adopted legacy token `hash` into `into`, as stored
     /// (another replica may have adopted it).
     async fn legacy_binding(&self, into: &GrantKey, hash: &str) -> Result<Adopted, AdoptError> {
@@ -339,23 +328,4 @@ impl GrantHandle {
         self.announce().await;
         Ok((id, durable))
     }
-}
-
-/// Hex SHA-256: how a presented code or legacy token is remembered, never in clear.
-pub fn hash(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// One string claim of a JWT's payload, read without verifying (Zoom signs it, not us).
-fn jwt_claim(token: &str, name: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get(name)?.as_str().map(str::to_owned)
 }

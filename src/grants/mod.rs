@@ -8,6 +8,7 @@
 //! attempt.rs    the guard that holds a grant's lease and refresh marker, ended on Drop
 //! persist.rs    write-through, conflict rebase, Persisted | HeldInMemory, the retry and the last flush
 //! adoption.rs   codes and legacy tokens adopted under a pending grant's lock
+//! identity.rs   whose tokens these are; how a presented credential is remembered
 //! bindings.rs   live bindings and the legacy-token index; binding writes
 //! registry.rs   every grant by key; reload, announcements, keep-alive, shutdown flush
 //! source.rs     trait TokenSource: the calls to Zoom that change a grant
@@ -21,6 +22,7 @@ mod bindings;
 mod ctx;
 mod current;
 mod handle;
+mod identity;
 mod model;
 mod persist;
 mod refresher;
@@ -30,11 +32,12 @@ mod subject;
 pub mod vtoken;
 
 pub use self::access::AccessToken;
-pub use self::adoption::{hash, AdoptError, Adopted, Presented};
+pub use self::adoption::{AdoptError, Adopted, Presented};
 pub use self::bindings::LegacyIndex;
 pub use self::ctx::{Adopting, RefreshCtx, Tasks};
 pub use self::current::{Current, Freshness};
 pub use self::handle::{GrantHandle, TokenError};
+pub use self::identity::hash;
 pub use self::model::{Binding, Grant, GrantState, Issued};
 pub use self::registry::Registry;
 pub use self::source::{SourceFuture, TokenSource};
