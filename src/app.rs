@@ -17,14 +17,16 @@ use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
 use crate::serve::{serve, ServerLimits};
-use crate::store::{FileStore, GrantStore, MemoryStore, RedisStore, StoreError};
+use crate::store::{
+    Coordinator, FileStore, GrantStore, Local, MemoryStore, RedisStore, StoreError,
+};
 use crate::upstream::{self, OriginPool, TlsSetupError};
 
 /// Knobs for embedding grantmux (tests, `demo`); `serve` uses the defaults.
 #[derive(Debug, Default)]
 pub struct StartOptions {
     pub clock: Clock,
-    /// Use this store instead of the one the config names.
+    /// Use this store (one only this process uses) instead of the one the config names.
     pub store: Option<Arc<dyn GrantStore>>,
 }
 
@@ -59,8 +61,8 @@ pub enum StartError {
 impl Running {
     /// Starts every listener and background task.
     pub async fn start(config: Config, options: StartOptions) -> Result<Self, StartError> {
-        let store = match options.store {
-            Some(store) => store,
+        let (store, coord) = match options.store {
+            Some(store) => (store, Arc::new(Local) as Arc<dyn Coordinator>),
             None => open_store(&config).await?,
         };
         let tls = upstream::tls_config(config.zoom.ca_file.as_deref())?;
@@ -80,6 +82,7 @@ impl Running {
             legacy: LegacyIndex::default(),
             adopting: Adopting::default(),
             store: store.clone(),
+            coord,
             clock: options.clock.clone(),
             refresh: config.refresh.clone(),
             metrics: metrics.metrics.clone(),
@@ -188,20 +191,24 @@ pub enum RunError {
     Unsaved(#[from] Unsaved),
 }
 
-async fn open_store(config: &Config) -> Result<Arc<dyn GrantStore>, StartError> {
+/// The store the config names, and how replicas sharing it coordinate.
+async fn open_store(
+    config: &Config,
+) -> Result<(Arc<dyn GrantStore>, Arc<dyn Coordinator>), StartError> {
+    let local = Arc::new(Local);
     match &config.store.backend {
-        StoreBackend::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreBackend::Memory => Ok((Arc::new(MemoryStore::new()), local)),
         StoreBackend::File { path } => {
             // Opening reads (and after a crash, repairs) the database: blocking work.
             let (path, key) = (path.clone(), config.store.key.clone());
             let store = tokio::task::spawn_blocking(move || FileStore::open(&path, &key))
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("opening the file store: {e}")))??;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), local))
         }
         StoreBackend::Redis { url, lock_lease } => {
             let store = RedisStore::open(url, &config.store.key, *lock_lease).await?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
     }
 }

@@ -21,7 +21,8 @@
 //! secret.rs     a string whose Debug prints "..."
 //! grants/       grant model (a leaf), published token, single-flight refresher with its
 //!               attempt guard and write-through, adoption, bindings, registry, virtual tokens
-//! store/        trait GrantStore with cross-replica hooks; memory, file (redb), redis; AES-256-GCM sealing
+//! store/        trait GrantStore (storage) and trait Coordinator (lock, refresh marker,
+//!               announcements; `Local` for one process); memory, file (redb), redis; AES-256-GCM
 //! oauth/        the Zoom token client; the caller-facing token endpoint
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
 //! admin.rs      /healthz /readyz /metrics /grants

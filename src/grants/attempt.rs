@@ -30,7 +30,7 @@ enum Marker {
 impl Attempt {
     /// Takes the grant's lease, waiting while another replica holds it.
     pub(super) async fn take(grant: &Arc<GrantHandle>) -> Result<Self, StoreError> {
-        let lease = grant.ctx.store.lock(grant.key()).await?;
+        let lease = grant.ctx.coord.lock(grant.key()).await?;
         Ok(Self {
             grant: grant.clone(),
             lease: Some(lease),
@@ -41,7 +41,7 @@ impl Attempt {
     /// Marks the refresh begun just before Zoom is called. Returns whether an
     /// earlier holder began one it never finished.
     pub(super) async fn begin(&mut self) -> Result<bool, StoreError> {
-        let interrupted = self.grant.ctx.store.begin_refresh(self.grant.key()).await?;
+        let interrupted = self.grant.ctx.coord.begin_refresh(self.grant.key()).await?;
         self.marker = Marker::Begun;
         Ok(interrupted)
     }
@@ -88,7 +88,7 @@ impl Drop for Attempt {
 /// TTL); until then other replicas wait a little longer before calling the
 /// grant dead, which is the safe side. So the error is logged, not returned.
 async fn end_marker(grant: &GrantHandle) {
-    if let Err(error) = grant.ctx.store.end_refresh(grant.key()).await {
+    if let Err(error) = grant.ctx.coord.end_refresh(grant.key()).await {
         tracing::warn!(grant = %grant.key(), %error, "cannot clear the refresh marker; it expires by itself");
     }
 }

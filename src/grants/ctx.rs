@@ -12,7 +12,7 @@ use super::vtoken::Signer;
 use crate::clock::Clock;
 use crate::config;
 use crate::metrics::Metrics;
-use crate::store::GrantStore;
+use crate::store::{Coordinator, GrantStore};
 
 /// What every grant's refresher shares.
 #[derive(Debug)]
@@ -20,6 +20,8 @@ pub struct RefreshCtx {
     /// The calls that change a grant (refresh, mint, exchange) and the identity lookup.
     pub source: Arc<dyn TokenSource>,
     pub store: Arc<dyn GrantStore>,
+    /// The lock, marker and announcements replicas sharing `store` coordinate by.
+    pub coord: Arc<dyn Coordinator>,
     pub clock: Clock,
     pub refresh: config::Refresh,
     pub metrics: Metrics,

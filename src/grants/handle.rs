@@ -245,7 +245,7 @@ impl GrantHandle {
     /// under the lease before any refresh, so a lost announcement costs a
     /// little latency, never a token: logged, not returned.
     pub(super) async fn announce(&self) {
-        if let Err(error) = self.ctx.store.announce(&self.key).await {
+        if let Err(error) = self.ctx.coord.announce(&self.key).await {
             tracing::debug!(grant = %self.key, %error, "cannot announce the change");
         }
     }

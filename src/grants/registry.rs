@@ -83,7 +83,7 @@ impl Registry {
 
     /// Follows other replicas' announcements until shutdown.
     pub async fn follow_changes(self: Arc<Self>) {
-        let Some(mut changes) = self.ctx.store.changes() else {
+        let Some(mut changes) = self.ctx.coord.changes() else {
             return;
         };
         let mut shutdown = self.ctx.shutdown.clone();

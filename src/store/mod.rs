@@ -1,12 +1,14 @@
-//! Where grants live between restarts: `trait GrantStore` and its backends.
+//! Where grants live between restarts, and how replicas sharing them take turns.
 //!
-//! The refresher is the only writer of a grant. Every write carries the grant's
-//! new version, and a store refuses a write whose version is not above the one
-//! it holds ([`StoreError::Conflict`]): this is the fence that lets several
-//! replicas share one store. Stores that live in this process (memory, file)
-//! need no lock beyond the refresher's own single-flight mutex, so the
-//! cross-replica hooks (`lock`, `begin_refresh`, `announce`, `changes`) default
-//! to doing nothing. The Redis store, shared by many replicas, implements them.
+//! Two traits, because they answer different questions. [`GrantStore`] is
+//! storage: load, save, ping. The refresher is the only writer of a grant; every
+//! write carries the grant's new version, and a store refuses a write whose
+//! version is not above the one it holds ([`StoreError::Conflict`]): the fence
+//! that lets several replicas share one store. [`Coordinator`] is the rest of
+//! sharing: the per-grant lock, the "refresh begun" marker, announcements.
+//! Stores that live in this process (memory, file) need no lock beyond the
+//! refresher's own mutex and have nobody to tell: they pair with [`Local`]. The
+//! Redis store, shared by many replicas, is both.
 
 mod crypto;
 mod file;
@@ -45,31 +47,53 @@ pub trait GrantStore: Send + Sync + std::fmt::Debug + 'static {
     fn signing_key(&self) -> Option<[u8; 32]> {
         None
     }
+}
 
+/// How replicas sharing a store take turns: the per-grant lock, the marker of
+/// a refresh begun, and announcements of changes. Object-safe, held as
+/// `Arc<dyn Coordinator>` beside the store.
+pub trait Coordinator: Send + Sync + std::fmt::Debug + 'static {
     /// Takes the grant's refresh lock across replicas, waiting while another
     /// replica holds it. The lock lasts until the [`Lease`] is dropped.
-    fn lock<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, Lease> {
-        Box::pin(async { Ok(Lease::local()) })
-    }
+    fn lock<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, Lease>;
 
     /// Called under the lock just before the refresh token goes to Zoom. Returns
     /// whether an earlier holder started a refresh it never finished: its Zoom
     /// call may have rotated the token without the store knowing yet.
+    fn begin_refresh<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, bool>;
+
+    /// The refresh begun by [`Coordinator::begin_refresh`] is written (or failed cleanly).
+    fn end_refresh<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, ()>;
+
+    /// Tells other replicas that `key` changed, so they reload it at once.
+    fn announce<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, ()>;
+
+    /// Grants other replicas changed, if this store can tell.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<GrantKey>>;
+}
+
+/// The coordinator of a store only this process uses (memory, file): the
+/// grant's own mutex is the lock, and there is nobody to tell.
+#[derive(Debug, Default)]
+pub struct Local;
+
+impl Coordinator for Local {
+    fn lock<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, Lease> {
+        Box::pin(async { Ok(Lease::local()) })
+    }
+
     fn begin_refresh<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, bool> {
         Box::pin(async { Ok(false) })
     }
 
-    /// The refresh begun by [`GrantStore::begin_refresh`] is written (or failed cleanly).
     fn end_refresh<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
 
-    /// Tells other replicas that `key` changed, so they reload it at once.
     fn announce<'a>(&'a self, _key: &'a GrantKey) -> StoreFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
 
-    /// Grants other replicas changed, if this store can tell.
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<GrantKey>> {
         None
     }

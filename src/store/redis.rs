@@ -23,7 +23,7 @@ use self::lock::Locker;
 use self::scripts::{Keys, Scripts};
 use super::crypto::{Cipher, SIGNING_KEY_LABEL};
 use super::file::open::given_key;
-use super::{GrantStore, Lease, StoreError, StoreFuture};
+use super::{Coordinator, GrantStore, Lease, StoreError, StoreFuture};
 use crate::config::KeySource;
 use crate::grants::{Grant, GrantKey};
 use crate::secret::Secret;
@@ -144,7 +144,9 @@ impl GrantStore for RedisStore {
     fn signing_key(&self) -> Option<[u8; 32]> {
         Some(self.inner.signing_key)
     }
+}
 
+impl Coordinator for RedisStore {
     fn lock<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, Lease> {
         Box::pin(async move {
             let held = self.inner.locker.acquire(&key.id()).await?;

@@ -18,7 +18,7 @@ use crate::grants::{
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenError;
 use crate::secret::Secret;
-use crate::store::{GrantStore, HeldLock, Lease, MemoryStore, StoreFuture};
+use crate::store::{Coordinator, GrantStore, HeldLock, Lease, MemoryStore, StoreFuture};
 
 pub(super) const CLIENT: &str = "app";
 pub(super) const USER: &str = "u1";
@@ -53,7 +53,7 @@ pub(super) struct World {
     _shutdown: watch::Sender<bool>,
 }
 
-/// A memory store with a rival writer and a lease that lapses, on cue.
+/// A memory store with a rival writer, and a coordinator whose lease lapses, on cue.
 #[derive(Debug, Default)]
 pub(super) struct TestStore {
     pub(super) inner: MemoryStore,
@@ -200,7 +200,9 @@ impl GrantStore for TestStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.inner.ping()
     }
+}
 
+impl Coordinator for TestStore {
     fn lock<'a>(&'a self, _: &'a GrantKey) -> StoreFuture<'a, Lease> {
         let lapse = self.lapse.load(Ordering::SeqCst);
         Box::pin(async move {
@@ -209,6 +211,22 @@ impl GrantStore for TestStore {
                 false => Lease::local(),
             })
         })
+    }
+
+    fn begin_refresh<'a>(&'a self, _: &'a GrantKey) -> StoreFuture<'a, bool> {
+        Box::pin(async { Ok(false) })
+    }
+
+    fn end_refresh<'a>(&'a self, _: &'a GrantKey) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn announce<'a>(&'a self, _: &'a GrantKey) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<GrantKey>> {
+        None
     }
 }
 
@@ -251,6 +269,7 @@ impl World {
         let ctx = Arc::new(RefreshCtx {
             source: zoom.clone(),
             store: store.clone(),
+            coord: store.clone(),
             clock: clock.clone(),
             refresh: config::Refresh {
                 ahead: Duration::from_secs(300),
