@@ -86,7 +86,6 @@ impl Running {
             clock: options.clock.clone(),
             refresh: config.refresh.clone(),
             metrics: metrics.metrics.clone(),
-            signer: store.signing_key().map_or_else(Signer::random, Signer::new),
             shutdown: shutdown_rx.clone(),
         });
         let registry = Registry::load(ctx).await?;
@@ -107,11 +106,14 @@ impl Running {
             config.listen.public_url = format!("http://{proxy_addr}");
         }
 
+        // Virtual tokens outlive a restart when the store keeps the signing key.
+        let signer = store.signing_key().map_or_else(Signer::random, Signer::new);
         let proxy = Arc::new(Proxy::new(
             &config,
             registry.clone(),
             api_pool,
             zoom,
+            (signer, options.clock.clone()),
             metrics.metrics.clone(),
         ));
         let admin = Arc::new(Admin {

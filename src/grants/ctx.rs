@@ -8,7 +8,6 @@ use tokio::sync::{watch, Notify};
 
 use super::bindings::LegacyIndex;
 use super::source::TokenSource;
-use super::vtoken::Signer;
 use crate::clock::Clock;
 use crate::config;
 use crate::metrics::Metrics;
@@ -25,8 +24,6 @@ pub struct RefreshCtx {
     pub clock: Clock,
     pub refresh: config::Refresh,
     pub metrics: Metrics,
-    /// Signs and verifies callers' virtual tokens.
-    pub signer: Signer,
     /// Flips to `true` on shutdown; background loops end.
     pub shutdown: watch::Receiver<bool>,
     /// Tasks that own a call to Zoom; shutdown waits for them.

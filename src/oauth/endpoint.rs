@@ -18,9 +18,10 @@ use subtle::ConstantTimeEq;
 
 use super::{ZoomTokenClient, ZoomTokenError};
 use crate::body::{self, Body};
+use crate::clock::Clock;
 use crate::config::{Caller, Config, RevokePolicy};
 use crate::error::OAuthError;
-use crate::grants::vtoken::{random_id, Claims, Kind, VerifyError};
+use crate::grants::vtoken::{random_id, Claims, Kind, Signer, VerifyError};
 use crate::grants::{
     hash, AdoptError, Binding, GrantHandle, GrantKey, Presented, Registry, Subject, TokenError,
 };
@@ -37,6 +38,10 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct OAuthEndpoint {
     registry: Arc<Registry>,
+    /// Signs and verifies callers' virtual tokens.
+    signer: Signer,
+    /// Virtual tokens are dated by it (tests advance it).
+    clock: Clock,
     zoom: ZoomTokenClient,
     apps: HashMap<String, (Secret, RevokePolicy)>,
     public_url: String,
@@ -63,10 +68,18 @@ struct TokenAnswer<'a> {
 // === impl OAuthEndpoint ===
 
 impl OAuthEndpoint {
-    pub fn new(config: &Config, registry: Arc<Registry>, zoom: ZoomTokenClient) -> Self {
+    pub fn new(
+        config: &Config,
+        registry: Arc<Registry>,
+        zoom: ZoomTokenClient,
+        signer: Signer,
+        clock: Clock,
+    ) -> Self {
         let oauth = config.zoom.oauth_url.to_string();
         Self {
             registry,
+            signer,
+            clock,
             zoom,
             apps: config
                 .apps
@@ -130,7 +143,7 @@ impl OAuthEndpoint {
             .get("token")
             .filter(|t| !t.is_empty())
             .ok_or(OAuthError::InvalidRequest("token is required"))?;
-        let (grant, binding) = match self.registry.ctx().signer.verify(token) {
+        let (grant, binding) = match self.signer.verify(token) {
             Ok(claims) => (self.grant_with(&client_id, &claims).await?, claims.bid),
             Err(VerifyError::Tampered) => return Err(OAuthError::InvalidToken),
             // A legacy caller revoking the real token it was adopted from.
@@ -186,7 +199,7 @@ impl OAuthEndpoint {
     }
 
     async fn refresh(&self, client_id: &str, token: &str) -> Result<Response<Body>, OAuthError> {
-        match self.registry.ctx().signer.verify(token) {
+        match self.signer.verify(token) {
             Ok(claims) if claims.typ == Kind::Refresh => {
                 let grant = self.grant_with(client_id, &claims).await?;
                 if !grant.binding_is_live(&claims.bid) {
@@ -242,7 +255,7 @@ impl OAuthEndpoint {
         Binding {
             id: random_id(),
             label: label.to_owned(),
-            created_at_ms: self.registry.ctx().clock.now_ms(),
+            created_at_ms: self.clock.now_ms(),
             revoked: false,
             adopted_from,
         }
@@ -276,8 +289,7 @@ impl OAuthEndpoint {
         binding: &str,
         with_refresh: bool,
     ) -> Result<Response<Body>, OAuthError> {
-        let ctx = self.registry.ctx();
-        let now = ctx.clock.now_secs();
+        let now = self.clock.now_secs();
         let gid = grant.id();
         let claims = |typ, exp| Claims {
             gid: gid.clone(),
@@ -287,10 +299,10 @@ impl OAuthEndpoint {
             exp,
             jti: random_id(),
         };
-        let access = ctx
+        let access = self
             .signer
             .sign(&claims(Kind::Access, Some(now + VIRTUAL_ACCESS_TTL_SECS)));
-        let refresh = with_refresh.then(|| ctx.signer.sign(&claims(Kind::Refresh, None)));
+        let refresh = with_refresh.then(|| self.signer.sign(&claims(Kind::Refresh, None)));
         let scope = grant.current().scope.clone();
         let answer = TokenAnswer {
             access_token: access.expose(),

@@ -56,7 +56,7 @@ impl Proxy {
     async fn resolve(&self, headers: &http::HeaderMap) -> Result<Target, ProxyError> {
         let presented = headers::bearer(headers);
         if let Some(token) = presented {
-            match self.registry.ctx().signer.verify(token) {
+            match self.signer.verify(token) {
                 Ok(claims) => return self.resolve_virtual(&claims).await.map(Target::Grant),
                 Err(VerifyError::Tampered) => return Err(ProxyError::InvalidToken),
                 Err(VerifyError::Foreign) => {}
@@ -75,10 +75,7 @@ impl Proxy {
         if claims.typ != Kind::Access {
             return Err(ProxyError::InvalidToken);
         }
-        if claims
-            .exp
-            .is_none_or(|exp| self.registry.ctx().clock.now_secs() >= exp)
-        {
+        if claims.exp.is_none_or(|exp| self.clock.now_secs() >= exp) {
             return Err(ProxyError::ExpiredToken);
         }
         self.registry
@@ -94,7 +91,7 @@ impl Proxy {
         body: Incoming,
     ) -> Result<Response<Body>, ProxyError> {
         let replayable = self.replayable(&parts.headers);
-        let started_ms = self.registry.ctx().clock.now_ms();
+        let started_ms = self.clock.now_ms();
         let cur = grant.token().await?;
         headers::prepare_request(&mut parts.headers, &self.api_host, cur.bearer.as_ref());
         if !replayable {

@@ -15,8 +15,10 @@ use hyper::body::Incoming;
 
 pub use self::callers::CallerKeys;
 use crate::body::Body;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{OAuthError, ProxyError};
+use crate::grants::vtoken::Signer;
 use crate::grants::Registry;
 use crate::metrics::{Metrics, RequestLabels, Route};
 use crate::oauth::{OAuthEndpoint, ZoomTokenClient};
@@ -34,6 +36,10 @@ pub struct Proxy {
     api_host: HeaderValue,
     /// Hosts an absolute-form request target may name: Zoom's and our own.
     own_authorities: Vec<Authority>,
+    /// Verifies callers' virtual tokens.
+    signer: Signer,
+    /// Virtual tokens' expiry is read against it (tests advance it).
+    clock: Clock,
     replay_body_limit: usize,
     passthrough: bool,
     response_timeout: Duration,
@@ -48,6 +54,7 @@ impl Proxy {
         registry: Arc<Registry>,
         upstream: OriginPool,
         zoom: ZoomTokenClient,
+        (signer, clock): (Signer, Clock),
         metrics: Metrics,
     ) -> Self {
         let api = &config.zoom.api_url;
@@ -63,7 +70,13 @@ impl Proxy {
         if let Ok(listen) = Authority::try_from(config.listen.proxy.to_string()) {
             own_authorities.push(listen);
         }
-        let oauth = OAuthEndpoint::new(config, registry.clone(), zoom);
+        let oauth = OAuthEndpoint::new(
+            config,
+            registry.clone(),
+            zoom,
+            signer.clone(),
+            clock.clone(),
+        );
         Self {
             registry,
             oauth,
@@ -72,6 +85,8 @@ impl Proxy {
             api_host: HeaderValue::from_str(api_authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("api.zoom.us")),
             own_authorities,
+            signer,
+            clock,
             replay_body_limit: config.proxy.replay_body_limit,
             passthrough: config.proxy.passthrough,
             response_timeout: config.zoom.response_timeout,

@@ -10,7 +10,6 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::clock::Clock;
 use crate::config;
-use crate::grants::vtoken::Signer;
 use crate::grants::{
     Adopting, Binding, Grant, GrantKey, Issued, LegacyIndex, RefreshCtx, Registry, SourceFuture,
     Subject, Tasks, TokenSource,
@@ -279,7 +278,6 @@ impl World {
                 backoff_max: Duration::from_secs(7200),
             },
             metrics: MetricsRegistry::new().metrics,
-            signer: Signer::random(),
             shutdown: rx,
             tasks: Tasks::default(),
             legacy: LegacyIndex::default(),
