@@ -72,33 +72,23 @@ impl Admin {
             problems.push(format!("store: {error}"));
         }
         let grants = self.registry.all();
-        let unpersisted: Vec<String> = grants
-            .iter()
-            .filter(|g| g.is_unpersisted())
-            .map(|g| g.id())
-            .collect();
-        if !unpersisted.is_empty() {
-            problems.push(format!(
-                "rotated tokens not yet persisted for {}",
-                unpersisted.join(", ")
-            ));
+        let ids = |which: fn(&GrantHandle) -> bool| -> Vec<String> {
+            grants.iter().filter(|g| which(g)).map(|g| g.id()).collect()
+        };
+        let held = [
+            (
+                ids(GrantHandle::is_unpersisted),
+                "rotated tokens not yet persisted for",
+            ),
+            (
+                ids(GrantHandle::awaits_adoption),
+                "adopted tokens kept until the Zoom user is known:",
+            ),
+        ];
+        for (ids, what) in held.into_iter().filter(|(ids, _)| !ids.is_empty()) {
+            problems.push(format!("{what} {}", ids.join(", ")));
         }
-        let pending: Vec<String> = grants
-            .iter()
-            .filter(|g| g.awaits_adoption())
-            .map(|g| g.id())
-            .collect();
-        if !pending.is_empty() {
-            problems.push(format!(
-                "adopted tokens kept until the Zoom user is known: {}",
-                pending.join(", ")
-            ));
-        }
-        let dead: Vec<String> = grants
-            .iter()
-            .filter(|g| g.current().dead.is_some())
-            .map(|g| g.id())
-            .collect();
+        let dead = ids(|g| g.current().dead.is_some());
         let status = if problems.is_empty() {
             StatusCode::OK
         } else {

@@ -17,7 +17,7 @@ use crate::grants::{
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenError;
 use crate::secret::Secret;
-use crate::store::{Coordinator, GrantStore, HeldLock, Lease, MemoryStore, StoreFuture};
+use crate::store::{Coordinator, GrantStore, HeldLock, Lease, Local, MemoryStore, StoreFuture};
 
 pub(super) const CLIENT: &str = "app";
 pub(super) const USER: &str = "u1";
@@ -212,20 +212,20 @@ impl Coordinator for TestStore {
         })
     }
 
-    fn begin_refresh<'a>(&'a self, _: &'a GrantKey) -> StoreFuture<'a, bool> {
-        Box::pin(async { Ok(false) })
+    fn begin_refresh<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, bool> {
+        Local.begin_refresh(key)
     }
 
-    fn end_refresh<'a>(&'a self, _: &'a GrantKey) -> StoreFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
+    fn end_refresh<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, ()> {
+        Local.end_refresh(key)
     }
 
-    fn announce<'a>(&'a self, _: &'a GrantKey) -> StoreFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
+    fn announce<'a>(&'a self, key: &'a GrantKey) -> StoreFuture<'a, ()> {
+        Local.announce(key)
     }
 
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<GrantKey>> {
-        None
+        Local.changes()
     }
 }
 
