@@ -344,6 +344,33 @@ impl Cluster {
         answer.1
     }
 
+    /// What a legacy system holds before grantmux: `user` authorizes, and the
+    /// code is exchanged at Zoom itself (the simulator), not through a
+    /// replica. Returns Zoom's real refresh token.
+    pub(crate) async fn authorize_at_zoom(&self, user: &str) -> String {
+        let code = self.sim.issue_code(CLIENT, user, REDIRECT);
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ];
+        let (status, answer) = self.post_form(&self.sim.base_url(), "token", &form).await;
+        assert_eq!(status, 200, "code exchange at Zoom: {answer}");
+        answer["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned()
+    }
+
+    /// `POST /oauth/token` with a refresh token at Zoom itself, past grantmux.
+    pub(crate) async fn refresh_at_zoom(&self, refresh_token: &str) -> (u16, Value) {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        self.post_form(&self.sim.base_url(), "token", &form).await
+    }
+
     /// `POST /oauth/revoke` of `token` at `via`.
     pub(crate) async fn revoke(&self, via: &Replica, token: &str) -> (u16, Value) {
         self.oauth(via, "revoke", &[("token", token)]).await
@@ -355,6 +382,12 @@ impl Cluster {
     }
 
     async fn oauth(&self, via: &Replica, endpoint: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        self.post_form(&format!("http://{}", via.proxy), endpoint, form)
+            .await
+    }
+
+    /// `POST {base}/oauth/{endpoint}` with the app's credentials and `form`.
+    async fn post_form(&self, base: &str, endpoint: &str, form: &[(&str, &str)]) -> (u16, Value) {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -362,7 +395,7 @@ impl Cluster {
         let (status, body) = send(
             &self.http,
             Method::POST,
-            &format!("http://{}/oauth/{endpoint}", via.proxy),
+            &format!("{base}/oauth/{endpoint}"),
             &[
                 ("authorization", &basic),
                 ("content-type", "application/x-www-form-urlencoded"),
@@ -578,6 +611,17 @@ pub(crate) async fn send(
         .map_err(|e| format!("{e:?}"))?;
     let (status, body) = read(resp).await?;
     Ok((status.as_u16(), body))
+}
+
+/// The claims of a virtual token (`gid`: the grant, `bid`: the binding), read
+/// without verifying: the test only compares them.
+pub(crate) fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT-shaped token");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
 }
 
 /// Polls `done` (every 5 ms) until it holds; panics after the deadline.

@@ -1,7 +1,10 @@
 //! Virtual tokens issued by one replica work on every other, right away: a
 //! replica that has not seen the grant or binding yet asks Redis.
 
+use std::sync::Arc;
+
 use grantmux::sim::SimConfig;
+use tokio::task::JoinSet;
 
 use crate::support::*;
 
@@ -67,6 +70,43 @@ async fn s2s_tokens_from_any_replica_share_one_mint() {
                 "{}",
                 other.name
             );
+        }
+    }
+    assert_eq!(cluster.sim.stats().token_requests.account_credentials, 1);
+}
+
+/// The first `account_credentials` asked of every replica at once: the mint
+/// runs under the grant's Redis lease, so Zoom sees one, and every caller gets
+/// the one grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_s2s_mint_asked_of_every_replica_at_once_is_one_mint() {
+    const PER_REPLICA: usize = 2;
+    const FORM: [(&str, &str); 2] = [
+        ("grant_type", "account_credentials"),
+        ("account_id", ACCOUNT),
+    ];
+    let cluster = Arc::new(Cluster::start(SimConfig::default(), ReplicaConfig::default()).await);
+    let replicas = Arc::new(cluster.replicas(3));
+    let mut asks = JoinSet::new();
+    for i in 0..replicas.len() * PER_REPLICA {
+        let (cluster, replicas) = (cluster.clone(), replicas.clone());
+        asks.spawn(async move {
+            let r = &replicas[i % replicas.len()];
+            (r.name.clone(), cluster.token(r, &FORM).await)
+        });
+    }
+    let answers = asks.join_all().await;
+
+    let stats = cluster.sim.stats();
+    assert_eq!(stats.token_requests.account_credentials, 1, "one mint");
+    assert_eq!(stats.token_errors, 0);
+    for (name, (status, answer)) in &answers {
+        assert_eq!(*status, 200, "{name}: {answer}");
+        let access = answer["access_token"].as_str().expect("access_token");
+        assert_eq!(claims(access)["gid"], S2S_GRANT, "{name}");
+        for other in replicas.iter() {
+            let (status, body) = other.me(&cluster.http, access).await;
+            assert_eq!(status, 200, "{name}'s token via {}: {body:?}", other.name);
         }
     }
     assert_eq!(cluster.sim.stats().token_requests.account_credentials, 1);
