@@ -138,13 +138,24 @@ impl Registry {
             };
             let client_id = &pending.key().client_id;
             let sent_ms = self.ctx().clock.now_ms();
-            let issued = match self.call_zoom(client_id, presented).await {
+            // A process that froze past its lease may find another replica
+            // adopted the token meanwhile: then Zoom would only refuse it.
+            let result = match attempt.lease_held() {
+                true => self.call_zoom(client_id, presented).await,
+                false => Err(AdoptError::Store(StoreError::Unavailable(
+                    "the adoption lock lapsed before the call to Zoom".into(),
+                ))),
+            };
+            let issued = match result {
                 Ok(issued) => issued,
                 Err(error) => {
                     attempt.end().await;
+                    // Refused, or never sent: did another replica adopt it first?
+                    pending.reread(&mut flight).await;
+                    let spent = flight.record.adopted_into().is_some();
                     drop(flight);
                     self.forget_pending(pending);
-                    return Err(error);
+                    return Err(if spent { AdoptError::Spent } else { error });
                 }
             };
             // Stored under the pending key, with the binding it was obtained
