@@ -136,9 +136,20 @@ async fn an_adoption_whose_lease_lapsed_does_not_call_zoom() {
     let w = World::empty(FakeZoom::new(false)).await;
     w.store.lapse.store(true, Ordering::SeqCst);
     let legacy = Presented::Legacy(Secret::new("legacy-rt"));
-    let error = w.registry.adopt_presented(CLIENT, legacy).await.expect_err("lapsed");
+    let error = w
+        .registry
+        .adopt_presented(CLIENT, legacy)
+        .await
+        .expect_err("lapsed");
     assert!(matches!(error, AdoptError::Store(_)), "{error:?}");
-    assert_eq!(w.zoom.count(), 0, "the token is still the caller's to present again");
+    assert_eq!(
+        w.zoom.count(),
+        0,
+        "the token is still the caller's to present again"
+    );
     let pending = GrantKey::new(CLIENT, Subject::Pending(hash("legacy-rt")));
-    assert!(w.registry.get(&pending).is_none(), "nothing held, nothing left behind");
+    assert!(
+        w.registry.get(&pending).is_none(),
+        "nothing held, nothing left behind"
+    );
 }
