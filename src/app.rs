@@ -100,6 +100,11 @@ impl Running {
         let proxy_addr = local_addr(&proxy_listener, "proxy", config.listen.proxy)?;
         let admin_addr = local_addr(&admin_listener, "admin", config.listen.admin)?;
         let limits = ServerLimits::from(&config);
+        // The struct-update below only reads `Copy` fields of `limits`.
+        let admin_limits = ServerLimits {
+            max_connections: config.listen.admin_max_connections,
+            ..limits
+        };
         let mut config = config;
         // `proxy = "127.0.0.1:0"` (tests, demo): the public URL names the port we got.
         if config.listen.proxy.port() == 0 {
@@ -125,14 +130,14 @@ impl Running {
             tokio::spawn(serve(
                 proxy_listener,
                 None,
-                limits.clone(),
+                limits,
                 move |req| proxy.clone().handle(req),
                 stopped(shutdown_rx.clone()),
             )),
             tokio::spawn(serve(
                 admin_listener,
                 None,
-                limits,
+                admin_limits,
                 move |req| admin.clone().handle(req),
                 stopped(shutdown_rx.clone()),
             )),

@@ -1,8 +1,11 @@
 //! The one hyper 1 accept loop, shared by the proxy, admin and simulator listeners.
 //!
-//! It owns connection limits, header limits and graceful drain, so every
-//! listener behaves the same under abuse and on shutdown. Modelled on axum's
-//! `serve` (drain via a watch channel) with hyper-util's `GracefulShutdown`.
+//! It owns connection limits, header limits, idle cut-off (`idle.rs`) and
+//! graceful drain, so every listener behaves the same under abuse and on
+//! shutdown. Modelled on axum's `serve` (drain via a watch channel) with
+//! hyper-util's `GracefulShutdown`.
+
+mod idle;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,7 +21,17 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use self::idle::{Activity, Watched};
 use crate::config;
+
+/// HTTP/2 streams one connection may have open at once: far above what a
+/// Zoom client pipelines, far below what would let one peer hog the proxy.
+const H2_MAX_STREAMS: u32 = 256;
+/// Streams a peer may open and reset before hyper closes the connection
+/// (rapid reset, CVE-2023-44487); hyper's own default, stated here.
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// A peer that does not answer a ping in this long is gone.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Limits applied to every accepted connection.
 #[derive(Clone, Debug)]
@@ -98,43 +111,57 @@ pub async fn serve<S, B, F>(
             tokio::spawn(reject_overloaded(stream));
             continue;
         };
-        let service = service.clone();
+        let activity = Activity::new();
+        let service = {
+            let (service, activity) = (service.clone(), activity.clone());
+            move |req| {
+                let in_flight = activity.request();
+                let answer = service(req);
+                async move {
+                    let answer = answer.await;
+                    drop(in_flight);
+                    answer
+                }
+            }
+        };
         let hyper_service = hyper::service::service_fn(service);
         let builder = builder.clone();
-        match &tls {
-            None => {
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(error) = conn.await {
-                        tracing::debug!(%peer, error = %error, "connection ended with error");
+        let stream = Watched::new(stream, activity.clone());
+        let idle_limit = limits.header_read_timeout;
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let serve = async {
+                match tls {
+                    None => {
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
+                        watcher.watch(conn.into_owned()).await
                     }
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match acceptor.accept(stream).await {
-                        Ok(tls) => tls,
-                        Err(error) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), hyper_service)
-                        .into_owned();
-                    if let Err(error) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %error, "connection ended with error");
+                    Some(acceptor) => {
+                        let tls = match acceptor.accept(stream).await {
+                            Ok(tls) => tls,
+                            Err(error) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return Ok(());
+                            }
+                        };
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls), hyper_service);
+                        watcher.watch(conn.into_owned()).await
                     }
-                    drop(permit);
-                });
+                }
+            };
+            tokio::select! {
+                served = serve => if let Err(error) = served {
+                    tracing::debug!(%peer, error = %error, "connection ended with error");
+                },
+                () = activity.idle(idle_limit) => {
+                    tracing::debug!(%peer, "closing a connection that held its slot idle");
+                }
             }
-        }
+            drop(permit);
+        });
     }
     drop(listener);
     tokio::select! {
@@ -157,7 +184,13 @@ fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32);
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        // Pings find dead peers of connections with requests in flight; an idle
+        // connection is closed by the idle watchdog before the first ping.
+        .keep_alive_interval(limits.header_read_timeout * 2)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     builder
 }
 

@@ -32,6 +32,7 @@ pub(super) struct FileListen {
     pub(super) admin: Option<String>,
     pub(super) public_url: Option<String>,
     pub(super) max_connections: Option<usize>,
+    pub(super) admin_max_connections: Option<usize>,
     pub(super) header_read_timeout: Option<String>,
     pub(super) max_header_bytes: Option<usize>,
     pub(super) max_headers: Option<usize>,

@@ -40,6 +40,9 @@ pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub const DEFAULT_REPLAY_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Probes, scrapes and an operator's CLI: a handful. Its own limit, so that the
+/// proxy's load can never take `/healthz` down, nor admin take the proxy's slots.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
@@ -66,7 +69,10 @@ pub struct Listen {
     /// What `api_url` in token answers becomes; no trailing slash.
     pub public_url: String,
     pub max_connections: usize,
-    /// Also bounds how long an idle keep-alive connection may wait for its next request.
+    /// The admin listener's own connection limit.
+    pub admin_max_connections: usize,
+    /// Also bounds how long a connection may hold its slot idle: from accept to
+    /// its first request, and between requests (HTTP/1.1 keep-alive and HTTP/2).
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
@@ -162,6 +168,7 @@ impl Config {
                 admin: SocketAddr::from(([127, 0, 0, 1], 0)),
                 public_url: "http://127.0.0.1:0".to_owned(),
                 max_connections: DEFAULT_MAX_CONNECTIONS,
+                admin_max_connections: DEFAULT_ADMIN_MAX_CONNECTIONS,
                 header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
                 max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
                 max_headers: DEFAULT_MAX_HEADERS,

@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod forwarding;
+mod idle;
 mod limits;
 mod pool;
 mod refresh;

@@ -9,6 +9,10 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.listen.admin, DEFAULT_ADMIN_ADDR.parse().expect("addr"));
     assert_eq!(c.listen.public_url, "http://127.0.0.1:8080");
     assert_eq!(c.listen.max_connections, DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(
+        c.listen.admin_max_connections,
+        DEFAULT_ADMIN_MAX_CONNECTIONS
+    );
     assert_eq!(c.listen.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);
     assert_eq!(c.listen.max_header_bytes, DEFAULT_MAX_HEADER_BYTES);
     assert_eq!(c.listen.max_headers, DEFAULT_MAX_HEADERS);
@@ -42,6 +46,7 @@ proxy = "0.0.0.0:18080"
 admin = "[::1]:19090"
 public_url = "https://grantmux.internal.example/zoom/"
 max_connections = 5
+admin_max_connections = 3
 header_read_timeout = "3s"
 max_header_bytes = 1024
 max_headers = 7
@@ -74,6 +79,7 @@ shutdown_grace = "0s"
         "https://grantmux.internal.example/zoom"
     );
     assert_eq!(c.listen.max_connections, 5);
+    assert_eq!(c.listen.admin_max_connections, 3);
     assert_eq!(c.listen.header_read_timeout, Duration::from_secs(3));
     assert_eq!((c.listen.max_header_bytes, c.listen.max_headers), (1024, 7));
     assert_eq!(c.zoom.api_url, "http://127.0.0.1:7000/");
@@ -126,6 +132,10 @@ fn bad_duration_names_the_key_and_value() {
 #[test]
 fn zero_limits_and_timeouts_are_rejected() {
     extra_fails_on("[listen]\nmax_connections = 0\n", "listen.max_connections");
+    extra_fails_on(
+        "[listen]\nadmin_max_connections = 0\n",
+        "listen.admin_max_connections",
+    );
     extra_fails_on(
         "[listen]\nheader_read_timeout = \"0s\"\n",
         "listen.header_read_timeout",

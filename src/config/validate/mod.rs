@@ -64,6 +64,11 @@ fn listen(raw: FileListen) -> Result<Listen, ConfigError> {
             raw.max_connections,
             DEFAULT_MAX_CONNECTIONS,
         )?,
+        admin_max_connections: nonzero(
+            "listen.admin_max_connections",
+            raw.admin_max_connections,
+            DEFAULT_ADMIN_MAX_CONNECTIONS,
+        )?,
         header_read_timeout: nonzero_duration(
             "listen.header_read_timeout",
             raw.header_read_timeout.as_deref(),

@@ -1,0 +1,180 @@
+//! Cuts off connections that hold a slot without using it.
+//!
+//! hyper's HTTP/1 `header_read_timeout` starts only once bytes of a request
+//! head arrive, and HTTP/2 has no such timer, so a connection that sends
+//! nothing, a partial HTTP/2 preface, or an idle HTTP/2 connection would keep
+//! one of `max_connections` forever: enough of them and every caller gets 503.
+//! So every connection has a watchdog from accept: when no request is in flight
+//! and nothing has been written for `header_read_timeout`, it is closed.
+//!
+//! Reads do not count as activity, so a client dripping a request head a byte
+//! at a time gains nothing (hyper's own HTTP/1 timer bounds the head, this one
+//! the gap before it). Writes do, so a response body still streaming out after
+//! its request's future ended is not cut while it moves.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What one connection is doing: requests in flight, and when it last did
+/// something (a write, or a request ending), in milliseconds since accept.
+#[derive(Debug)]
+pub(super) struct Activity {
+    accepted: Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+    /// Wakes the watchdog when a request ends.
+    ended: Notify,
+}
+
+/// One request in flight on a connection; ends it when dropped.
+#[derive(Debug)]
+pub(super) struct InFlight(Arc<Activity>);
+
+pin_project! {
+    /// A connection's socket, noting each write in its [`Activity`].
+    #[derive(Debug)]
+    pub(super) struct Watched<T> {
+        #[pin]
+        inner: T,
+        activity: Arc<Activity>,
+    }
+}
+
+// === impl Activity ===
+
+impl Activity {
+    pub(super) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            accepted: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+            ended: Notify::new(),
+        })
+    }
+
+    pub(super) fn request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    fn touch(&self) {
+        let now = self.accepted.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Returns once the connection has had no request in flight and written
+    /// nothing for `limit`.
+    pub(super) async fn idle(&self, limit: Duration) {
+        loop {
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                // A permit left by a request that ended meanwhile is not lost.
+                self.ended.notified().await;
+                continue;
+            }
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = self.accepted + last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_one();
+    }
+}
+
+// === impl Watched ===
+
+impl<T> Watched<T> {
+    pub(super) fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Watched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Watched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let written = this.inner.poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        written
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let written = this.inner.poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_waits_for_requests_and_writes() {
+        let activity = Activity::new();
+        let limit = Duration::from_secs(10);
+        let request = activity.request();
+        let watchdog = tokio::spawn({
+            let activity = activity.clone();
+            async move { activity.idle(limit).await }
+        });
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(!watchdog.is_finished(), "a request is in flight");
+        drop(request);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(!watchdog.is_finished(), "idle only since the request ended");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(watchdog.is_finished());
+    }
+}
