@@ -27,6 +27,9 @@ pub enum ProxyError {
     ExpiredToken,
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The caller's streamed upload went this long without a byte moving.
+    #[error("the request body stalled for {0:?}")]
+    UploadStalled(std::time::Duration),
     #[error("upstream request failed: {0}")]
     Upstream(String),
     #[error("upstream did not answer within {0:?}")]
@@ -48,6 +51,7 @@ impl ProxyError {
             ProxyError::Token(TokenError::Unavailable(_) | TokenError::Refused { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ProxyError::UploadStalled(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -69,6 +73,10 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => {
                 (504, "grantmux: Zoom did not answer in time.".to_owned())
             }
+            ProxyError::UploadStalled(_) => (
+                408,
+                "grantmux: the request body stopped arriving.".to_owned(),
+            ),
             other => (400, format!("grantmux: {other}")),
         };
         match status {

@@ -85,6 +85,7 @@ pub(super) struct FileProxy {
     pub(super) replay_body_limit: Option<usize>,
     pub(super) passthrough: Option<bool>,
     pub(super) shutdown_grace: Option<String>,
+    pub(super) upload_stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -49,6 +49,8 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// A streamed upload may pause this long without a byte moving.
+pub const DEFAULT_UPLOAD_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The validated configuration. Nothing past `config.rs` sees raw TOML.
 #[derive(Clone, Debug)]
@@ -146,6 +148,9 @@ pub struct Proxy {
     /// Forward unknown bearer tokens untouched (migration mode).
     pub passthrough: bool,
     pub shutdown_grace: Duration,
+    /// How long a streamed request body may go without a byte moving; counts
+    /// no time in which it does (`zoom.response_timeout` starts at its end).
+    pub upload_stall_timeout: Duration,
 }
 
 /// A caller with no OAuth code of its own: a static key bound to one grant.
@@ -195,6 +200,7 @@ impl Config {
                 replay_body_limit: DEFAULT_REPLAY_BODY_LIMIT,
                 passthrough: false,
                 shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+                upload_stall_timeout: DEFAULT_UPLOAD_STALL_TIMEOUT,
             },
             callers: Vec::new(),
         }

@@ -10,8 +10,9 @@ use http::{header, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::upload::Upload;
 use super::{headers, Proxy};
-use crate::body::{self, Body};
+use crate::body::{self, Body, BoxError};
 use crate::error::ProxyError;
 use crate::grants::vtoken::{Claims, Kind, VerifyError};
 use crate::grants::GrantHandle;
@@ -96,9 +97,7 @@ impl Proxy {
         headers::prepare_request(&mut parts.headers, &self.api_host, cur.bearer.as_ref());
         if !replayable {
             // Too big to buffer: it streams, and a 401 reaches the caller as Zoom sent it.
-            let resp = self
-                .send(Request::from_parts(parts, body::stream(body)))
-                .await?;
+            let resp = self.send_streamed(parts, body).await?;
             return Ok(into_client_response(resp));
         }
         let buffered = buffer_up_to(body, self.replay_body_limit)
@@ -110,7 +109,7 @@ impl Proxy {
                 // A chunked body that turned out too big: what was read goes first,
                 // the rest streams after it, and no replay is possible.
                 let resp = self
-                    .send(Request::from_parts(parts, body::prefixed(head, rest)))
+                    .send_streamed(parts, body::prefixed(head, rest))
                     .await?;
                 return Ok(into_client_response(resp));
             }
@@ -164,11 +163,36 @@ impl Proxy {
         }
     }
 
+    /// A request whose body is whole: Zoom has `response_timeout` to answer.
     async fn send(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
-        let started = Instant::now();
-        let resp = tokio::time::timeout(self.response_timeout, self.upstream.send(req))
+        tokio::time::timeout(self.response_timeout, self.exchange(req))
             .await
             .map_err(|_| ProxyError::UpstreamTimeout(self.response_timeout))?
+    }
+
+    /// A request whose body streams from the caller: `response_timeout` runs
+    /// from the body's end, and the upload may stall `upload_stall_timeout` at most.
+    async fn send_streamed<B>(&self, parts: Parts, body: B) -> Result<Response<Body>, ProxyError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (upload, progress) = Upload::new(body);
+        let req = Request::from_parts(parts, body::stream(upload));
+        tokio::select! {
+            answer = self.exchange(req) => answer,
+            overdue = progress.overdue(self.upload_stall_timeout, self.response_timeout) => {
+                Err(overdue)
+            }
+        }
+    }
+
+    async fn exchange(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+        let started = Instant::now();
+        let resp = self
+            .upstream
+            .send(req)
+            .await
             .map_err(|e| ProxyError::Upstream(describe_error(&e)))?;
         self.metrics
             .upstream_seconds

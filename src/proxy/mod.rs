@@ -4,6 +4,7 @@
 mod callers;
 mod forward;
 pub mod headers;
+mod upload;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct Proxy {
     replay_body_limit: usize,
     passthrough: bool,
     response_timeout: Duration,
+    /// How long a streamed upload may go without a byte moving.
+    upload_stall_timeout: Duration,
     metrics: Metrics,
 }
 
@@ -90,6 +93,7 @@ impl Proxy {
             replay_body_limit: config.proxy.replay_body_limit,
             passthrough: config.proxy.passthrough,
             response_timeout: config.zoom.response_timeout,
+            upload_stall_timeout: config.proxy.upload_stall_timeout,
             metrics,
         }
     }

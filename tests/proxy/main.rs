@@ -10,3 +10,4 @@ mod refresh;
 mod replay;
 mod support;
 mod tls;
+mod upload;

@@ -35,6 +35,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.proxy.replay_body_limit, DEFAULT_REPLAY_BODY_LIMIT);
     assert!(!c.proxy.passthrough);
     assert_eq!(c.proxy.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+    assert_eq!(c.proxy.upload_stall_timeout, DEFAULT_UPLOAD_STALL_TIMEOUT);
     assert!(c.callers.is_empty());
 }
 
@@ -71,6 +72,7 @@ backoff_max = "2s"
 replay_body_limit = 0
 passthrough = true
 shutdown_grace = "0s"
+upload_stall_timeout = "7s"
 "#);
     assert_eq!(c.listen.proxy, "0.0.0.0:18080".parse().expect("addr"));
     assert_eq!(c.listen.admin, "[::1]:19090".parse().expect("addr"));
@@ -96,6 +98,7 @@ shutdown_grace = "0s"
     assert_eq!(c.proxy.replay_body_limit, 0);
     assert!(c.proxy.passthrough);
     assert_eq!(c.proxy.shutdown_grace, Duration::ZERO);
+    assert_eq!(c.proxy.upload_stall_timeout, Duration::from_secs(7));
 }
 
 #[test]
@@ -127,6 +130,10 @@ fn bad_duration_names_the_key_and_value() {
         "zoom.connect_timeout",
     );
     extra_fails_on("[proxy]\nshutdown_grace = \"\"\n", "proxy.shutdown_grace");
+    extra_fails_on(
+        "[proxy]\nupload_stall_timeout = \"0s\"\n",
+        "proxy.upload_stall_timeout",
+    );
 }
 
 #[test]

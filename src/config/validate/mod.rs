@@ -210,6 +210,11 @@ fn proxy(raw: &FileProxy) -> Result<Proxy, ConfigError> {
             raw.shutdown_grace.as_deref(),
             DEFAULT_SHUTDOWN_GRACE,
         )?,
+        upload_stall_timeout: nonzero_duration(
+            "proxy.upload_stall_timeout",
+            raw.upload_stall_timeout.as_deref(),
+            DEFAULT_UPLOAD_STALL_TIMEOUT,
+        )?,
     })
 }
 
