@@ -1,9 +1,12 @@
-//! The proxy's error type and the one place it becomes an HTTP answer.
+//! The proxy's and the token endpoint's error types, and the one place they
+//! become HTTP answers.
 //!
-//! Statuses follow who is at fault (as pingora's `fail_to_proxy`): the caller
-//! (400, 401), Zoom (502, 504), or the token we cannot get (503). Bodies use
-//! Zoom's own envelope `{"code":…,"message":…}` because Zoom clients parse it.
-//! Internal detail is logged here, never sent.
+//! Each error names who is at fault ([`Fault`], as pingora's `fail_to_proxy`):
+//! the caller (400, 401), Zoom (502, 504), the store or the token we cannot get
+//! (503). Each fault has one fixed message, in Zoom's envelopes:
+//! `{"code":…,"message":…}` on the API, `{"reason":…,"error":…}` on the token
+//! endpoint, because Zoom clients parse them. The cause's own text is logged
+//! here, once, and never sent.
 
 use std::borrow::Cow;
 
@@ -243,9 +246,7 @@ impl Fault {
     /// has one (ZOOM.md §1.5): a token it refuses is a 400 there, not a 401.
     fn oauth_answer(self) -> (StatusCode, &'static str, &'static str) {
         let status = match self {
-            Fault::InvalidToken | Fault::ExpiredToken | Fault::GrantDead => {
-                StatusCode::BAD_REQUEST
-            }
+            Fault::InvalidToken | Fault::ExpiredToken | Fault::GrantDead => StatusCode::BAD_REQUEST,
             other => other.status(),
         };
         let error = match self {
