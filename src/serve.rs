@@ -9,7 +9,7 @@ mod idle;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -45,8 +45,20 @@ pub struct ServerLimits {
     pub shutdown_grace: Duration,
 }
 
-/// Written to a connection accepted beyond `max_connections`, which is then closed.
-const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 62\r\nconnection: close\r\n\r\n{\"code\":503,\"message\":\"grantmux: too many open connections.\"}";
+/// The body of the answer to a connection accepted beyond `max_connections`,
+/// in Zoom's error envelope.
+const OVERLOADED_BODY: &str = r#"{"code":503,"message":"grantmux: too many open connections."}"#;
+
+/// Written to a connection accepted beyond `max_connections`, which is then
+/// closed. Built once, with `content-length` taken from the body itself.
+static OVERLOADED: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{OVERLOADED_BODY}",
+        OVERLOADED_BODY.len()
+    )
+    .into_bytes()
+});
 
 // === impl ServerLimits ===
 
@@ -195,6 +207,6 @@ fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
 }
 
 async fn reject_overloaded<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(OVERLOADED)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&OVERLOADED)).await;
     let _ = io.shutdown().await;
 }

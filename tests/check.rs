@@ -249,3 +249,25 @@ fn each_validation_category_exits_64_naming_the_key() {
         assert_fails_on(case, text, key);
     }
 }
+
+/// A password inside `store.url` is refused like an inline `client_secret`,
+/// and the message names `store.url_env` as the way to pass it.
+#[test]
+fn a_password_inside_store_url_is_refused_naming_url_env() {
+    for url in [
+        "redis://:redis-pw-value@127.0.0.1:6379/0",
+        "rediss://grantmux:redis-pw-value@redis.internal:6380",
+    ] {
+        let text = format!(
+            "{APP}[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl = \"{url}\"\n"
+        );
+        assert_fails_on(url, &text, "store.url");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, &text).expect("write config");
+        let vars = [("ZOOM_CLIENT_SECRET", "x"), ("OTHER_KEY", "y")];
+        let err = stderr(&check(&path, &vars));
+        assert!(err.contains("store.url_env"), "{err}");
+        assert!(!err.contains("redis-pw-value"), "password leaked: {err}");
+    }
+}

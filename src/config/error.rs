@@ -84,6 +84,14 @@ pub enum ConfigError {
     #[error("{key}: invalid Redis URL: {reason}")]
     RedisUrl { key: String, reason: String },
 
+    /// A URL in the file that carries a user or password. Secrets are never
+    /// inline; the value itself is never shown.
+    #[error(
+        "{key}: credentials are never inline: this URL holds a user or password; \
+         put the whole URL in an environment variable and name it in {instead}"
+    )]
+    InlineCredentials { key: String, instead: String },
+
     #[error(
         "{key}: plain http:// is allowed only for a loopback host, not \"{host}\"; use https://"
     )]
@@ -149,6 +157,7 @@ impl ConfigError {
             | SocketAddr { key, .. }
             | Url { key, .. }
             | RedisUrl { key, .. }
+            | InlineCredentials { key, .. }
             | InsecureUpstream { key, .. }
             | EnvMissing { key, .. }
             | EnvEmpty { key, .. }

@@ -394,7 +394,7 @@ impl From<ZoomTokenError> for OAuthError {
         match error {
             ZoomTokenError::Rejected { status, body, .. } => OAuthError::Zoom { status, body },
             ZoomTokenError::UnknownApp => OAuthError::InvalidClient,
-            ZoomTokenError::Transient(reason) => OAuthError::Unavailable(reason),
+            ZoomTokenError::Transient(reason) => OAuthError::ZoomUnavailable(reason),
         }
     }
 }
@@ -404,7 +404,7 @@ impl From<TokenError> for OAuthError {
         match error {
             // The caller's next step is the one Zoom would force: authorize again.
             TokenError::Dead => OAuthError::InvalidGrant,
-            TokenError::Unavailable(reason) => OAuthError::Unavailable(reason),
+            TokenError::Unavailable(reason) => OAuthError::NoToken(reason),
             TokenError::Refused { status, body } => OAuthError::Zoom { status, body },
         }
     }
@@ -417,8 +417,9 @@ impl From<AdoptError> for OAuthError {
             AdoptError::Store(error) => OAuthError::Store(error),
             // Zoom's own answer to a code used twice.
             AdoptError::Spent => OAuthError::InvalidGrant,
+            // The tokens are kept (or the task's outcome is); a retry can succeed.
             error @ (AdoptError::IdentityUnknown | AdoptError::Task) => {
-                OAuthError::Unavailable(error.to_string())
+                OAuthError::NoToken(error.to_string())
             }
         }
     }

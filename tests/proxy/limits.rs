@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use grantmux::sim::SimConfig;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -132,4 +136,68 @@ async fn connections_beyond_the_limit_get_503() {
     }
     assert_eq!(status(&answer), 503, "{answer}");
     assert!(answer.contains("too many open connections"), "{answer}");
+}
+
+/// The same overload answer read by hyper's own HTTP/1.1 client, which holds
+/// a message to its `content-length`: a body shorter than announced is an
+/// error there (as in Python's `IncompleteRead`), where `contains` sees nothing.
+#[tokio::test]
+async fn the_overload_answer_parses_with_a_strict_http_client() {
+    let h = support::start(SimConfig::default(), |c| c.listen.max_connections = 2).await;
+    let _a = TcpStream::connect(h.gmx.proxy_addr).await.expect("first");
+    let _b = TcpStream::connect(h.gmx.proxy_addr).await.expect("second");
+    let mut last = String::new();
+    for _ in 0..100 {
+        let (status, body) = match strict_get(h.gmx.proxy_addr).await {
+            // The server may close before the request is written; try again.
+            Err(error) => {
+                last = error;
+                continue;
+            }
+            Ok(answer) => answer,
+        };
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            // Accepted before both permits were taken: not the overload answer.
+            last = format!("status {status}");
+            continue;
+        }
+        let body = body.unwrap_or_else(|e| panic!("the 503 body did not read cleanly: {e}"));
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&body)));
+        assert_eq!(json["code"], 503, "{json}");
+        assert_eq!(
+            json["message"], "grantmux: too many open connections.",
+            "{json}"
+        );
+        assert_eq!(json.as_object().map(|o| o.len()), Some(2), "{json}");
+        return;
+    }
+    panic!("no overload answer in 100 tries; last: {last}");
+}
+
+/// One GET over `hyper::client::conn::http1`: the status, then the body as
+/// the strict parser delivers it.
+async fn strict_get(
+    addr: std::net::SocketAddr,
+) -> Result<(StatusCode, Result<Bytes, String>), String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = Request::get("/v2/users/me")
+        .header("host", "x")
+        .header("authorization", format!("Bearer {S2S_KEY}"))
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+        .await
+        .map_err(|_| "no answer within 10 s".to_owned())?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = resp.status();
+    let body = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+        .await
+        .map_err(|_| "body not complete within 10 s".to_owned())
+        .and_then(|r| r.map(|b| b.to_bytes()).map_err(|e| format!("{e:?}")));
+    Ok((status, body))
 }

@@ -2,6 +2,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod errors;
 mod forwarding;
 mod idle;
 mod limits;

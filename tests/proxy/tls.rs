@@ -120,6 +120,14 @@ async fn a_wrong_ca_on_the_token_endpoint_means_no_token_and_503() {
     .await;
     let a = get(&h, "/v2/users/me", S2S_KEY).await;
     assert_eq!(a.status, 503, "{:?}", a.body);
+    // The certificate error is in the log, never in the caller's answer.
+    assert_eq!(
+        a.json(),
+        serde_json::json!({
+            "code": 503,
+            "message": "grantmux: no valid Zoom access token is available right now; try again shortly."
+        })
+    );
     assert_eq!(h.sim.stats().token_requests.account_credentials, 0);
     let text = logs.text();
     assert!(

@@ -108,15 +108,61 @@ fn debug_and_errors_never_show_secret_values() {
     ] {
         assert!(!debug.contains(secret), "{secret} leaked into Debug output");
     }
-    // An inline Redis URL is redacted too, in Debug and in errors.
+    // An inline Redis URL with a password is refused, naming the way to pass
+    // it, and neither the message nor Debug shows it.
     let inline = format!(
         "{MINIMAL}[store]\nbackend = \"redis\"\nurl = \"{redis}\"\nkey_env = \"STATE_KEY\"\n"
     );
-    let c = Config::from_toml_str(&inline, &env).expect("valid");
-    assert!(!format!("{c:?}").contains("redis-password-value"));
+    let m = fails_on(&inline, &env, "store.url");
+    assert!(m.contains("store.url_env"), "{m}");
+    assert!(!m.contains("redis-password-value"), "{m}");
+    let error = Config::from_toml_str(&inline, &env).expect_err("inline password");
+    assert!(!format!("{error:?}").contains("redis-password-value"));
+    // A malformed one is named without its value.
     let wrong = inline.replace("redis://", "redis:/");
     let m = fails_on(&wrong, &env, "store.url");
     assert!(!m.contains("redis-password-value"), "{m}");
     let error = Config::from_toml_str(&wrong, &env).expect_err("bad url");
     assert!(!format!("{error:?}").contains("redis-password-value"));
+}
+
+#[test]
+fn redis_credentials_are_never_inline() {
+    let store = |url: &str| {
+        format!("[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl = \"{url}\"\n")
+    };
+    for url in [
+        "redis://:pw-value@127.0.0.1:6379/0",
+        "redis://user:pw-value@redis.internal",
+        "rediss://user:pw-value@redis.internal:6380/1",
+        "rediss://pw-value@redis.internal",
+    ] {
+        let m = extra_fails_on(&store(url), "store.url");
+        assert!(
+            m.contains("never inline") && m.contains("store.url_env"),
+            "{m}"
+        );
+        assert!(!m.contains("pw-value"), "{url}: {m}");
+    }
+    // No user or password: inline is fine, an `@` after the host included.
+    for url in [
+        "redis://127.0.0.1:6379/0",
+        "rediss://redis.internal/0?x=a@b",
+    ] {
+        let c = ok(&store(url));
+        assert!(
+            matches!(c.store.backend, StoreBackend::Redis { .. }),
+            "{url}"
+        );
+    }
+    // The same URL from the environment is how a password is passed.
+    let env = env().var("REDIS_URL", "rediss://user:pw-value@redis.internal:6380");
+    let text = format!(
+        "{MINIMAL}[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl_env = \"REDIS_URL\"\n"
+    );
+    let c = Config::from_toml_str(&text, &env).expect("valid");
+    let StoreBackend::Redis { url, .. } = c.store.backend else {
+        panic!("not redis");
+    };
+    assert_eq!(url.expose(), "rediss://user:pw-value@redis.internal:6380");
 }

@@ -70,6 +70,12 @@ fn redis_url(
     env: &dyn Env,
 ) -> Result<Secret, ConfigError> {
     let (key, url) = match (url, url_env) {
+        (Some(url), None) if has_userinfo(url.expose()) => {
+            return Err(ConfigError::InlineCredentials {
+                key: "store.url".to_owned(),
+                instead: "store.url_env".to_owned(),
+            })
+        }
         (Some(url), None) => ("store.url", url),
         (None, Some(var)) => ("store.url_env", env_secret(env, "store.url_env", var)?),
         (Some(_), Some(_)) => {
@@ -93,6 +99,14 @@ fn redis_url(
         });
     }
     Ok(url)
+}
+
+/// Whether `url` names a user or password (`redis://:pw@host`,
+/// `rediss://user:pw@host`): anything before an `@` in its authority.
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.contains('@')
 }
 
 /// The at-rest key's source. The key itself is read by the store, but `check`
