@@ -84,6 +84,7 @@ pub(super) struct FileProxy {
     pub(super) replay_body_limit: Option<usize>,
     pub(super) passthrough: Option<bool>,
     pub(super) shutdown_grace: Option<String>,
+    pub(super) keep_forwarding_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

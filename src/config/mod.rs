@@ -46,6 +46,8 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Caller-sent forwarding headers let through to Zoom: none.
+pub const DEFAULT_KEEP_FORWARDING_HEADERS: &[&str] = &[];
 
 /// The validated configuration. Nothing past `config.rs` sees raw TOML.
 #[derive(Clone, Debug)]
@@ -140,6 +142,9 @@ pub struct Proxy {
     /// Forward unknown bearer tokens untouched (migration mode).
     pub passthrough: bool,
     pub shutdown_grace: Duration,
+    /// Forwarding headers (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `Via`) a
+    /// caller sent that still reach Zoom; every other one is dropped.
+    pub keep_forwarding_headers: Vec<http::HeaderName>,
 }
 
 /// A caller with no OAuth code of its own: a static key bound to one grant.
@@ -188,6 +193,7 @@ impl Config {
                 replay_body_limit: DEFAULT_REPLAY_BODY_LIMIT,
                 passthrough: false,
                 shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+                keep_forwarding_headers: Vec::new(),
             },
             callers: Vec::new(),
         }
