@@ -108,7 +108,7 @@ fn headers(c: &mut Criterion) {
     g.bench_function("prepare_request", |b| {
         b.iter_batched_ref(
             || template.clone(),
-            |h| prepare_request(h, &host, Some(&real)),
+            |h| prepare_request(h, &[], &host, Some(&real)),
             BatchSize::SmallInput,
         )
     });

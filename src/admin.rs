@@ -1,10 +1,19 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/grants`, and
 //! `POST /grants/{id}/refresh`. It binds loopback by default and shows no secret.
+//!
+//! It is not for browsers. A page a browser shows could still reach a loopback or
+//! in-cluster admin port, and a cross-origin `text/plain` POST needs no preflight.
+//! So any request carrying `Origin` is refused, and a write must send JSON or no
+//! `Content-Type` at all (`curl -X POST` sends none), which a page cannot do
+//! without a preflight that admin never answers. Each forced refresh is a real
+//! rotation at Zoom, so one grant takes at most one per [`REFRESH_INTERVAL`].
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -13,16 +22,27 @@ use prometheus_client::metrics::MetricType;
 use serde_json::json;
 
 use crate::body::{self, Body};
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixMillis};
 use crate::grants::{GrantHandle, Registry, TokenError};
 use crate::metrics::MetricsRegistry;
 
+/// `POST /grants/{id}/refresh` is accepted at most once per grant per this long.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// What the admin endpoints read.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Admin {
-    pub registry: Arc<Registry>,
-    pub metrics: MetricsRegistry,
-    pub clock: Clock,
+    registry: Arc<Registry>,
+    metrics: MetricsRegistry,
+    /// Token expiry and the refresh limit are read against it (tests advance it).
+    clock: Clock,
+    /// When each grant's last forced refresh was accepted, by grant id. A std
+    /// `Mutex` over a `HashMap`, not a `DashMap`: the section is one lookup and
+    /// one insert with no `.await`, writes come from an operator a few times a
+    /// day, and check-then-record must be one step so that two concurrent POSTs
+    /// cannot both pass. Only known grants get an entry, and lapsed ones are
+    /// pruned on each insert, so it stays as small as the registry.
+    refreshed_at: Mutex<HashMap<String, UnixMillis>>,
 }
 
 /// Seconds until each grant's token expires, computed at scrape time.
@@ -35,10 +55,22 @@ pub struct GrantExpiry {
 // === impl Admin ===
 
 impl Admin {
+    pub fn new(registry: Arc<Registry>, metrics: MetricsRegistry, clock: Clock) -> Self {
+        Self {
+            registry,
+            metrics,
+            clock,
+            refreshed_at: Mutex::new(HashMap::new()),
+        }
+    }
+
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
+        if let Some(refusal) = refuse_browsers(req.method(), req.headers()) {
+            return Ok(refusal);
+        }
         let path = req.uri().path();
         let resp = match (req.method(), path) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
@@ -117,6 +149,9 @@ impl Admin {
                 &json!({ "error": "no such grant", "id": id }),
             );
         };
+        if let Err(wait) = self.admit_refresh(id) {
+            return too_soon(id, wait);
+        }
         match grant.force_refresh().await {
             Ok(cur) => body::json(
                 StatusCode::OK,
@@ -132,6 +167,75 @@ impl Admin {
             ),
         }
     }
+
+    /// Records a forced refresh of `id` now, or says how long until one is allowed.
+    /// An accepted refresh counts even if it then fails: it may have reached Zoom.
+    fn admit_refresh(&self, id: &str) -> Result<(), Duration> {
+        let now = self.clock.now_ms();
+        let interval = REFRESH_INTERVAL.as_millis() as UnixMillis;
+        // A poisoned lock only means a panic between two plain map operations.
+        let mut map = self.refreshed_at.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&last) = map.get(id) {
+            // A wall clock stepped back (now < last) does not lock the grant out.
+            if now >= last && now - last < interval {
+                return Err(Duration::from_millis(last + interval - now));
+            }
+        }
+        map.retain(|_, &mut last| now < last || now - last < interval);
+        map.insert(id.to_owned(), now);
+        Ok(())
+    }
+}
+
+/// The 403 for a request a browser could have sent: one with an `Origin`, or a
+/// write whose `Content-Type` is not JSON. A write with no `Content-Type` passes.
+fn refuse_browsers(method: &Method, headers: &HeaderMap) -> Option<Response<Body>> {
+    let reason = if headers.contains_key(header::ORIGIN) {
+        "admin does not answer browsers: the request carries an Origin header"
+    } else if !method.is_safe()
+        && headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| !is_json(v))
+    {
+        "admin writes take no body or a JSON one: Content-Type must be application/json"
+    } else {
+        return None;
+    };
+    Some(body::json(
+        StatusCode::FORBIDDEN,
+        &json!({ "error": reason }),
+    ))
+}
+
+/// `application/json`, or any `+json` type, parameters aside.
+fn is_json(value: &http::HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The 429 for a forced refresh within [`REFRESH_INTERVAL`] of the last one.
+fn too_soon(id: &str, wait: Duration) -> Response<Body> {
+    let seconds = wait.as_millis().div_ceil(1000).max(1) as u64;
+    let mut resp = body::json(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({
+            "id": id,
+            "refreshed": false,
+            "error": format!("refreshed less than {}s ago; retry in {seconds}s", REFRESH_INTERVAL.as_secs()),
+        }),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    resp
 }
 
 /// One grant for `/grants`: its record's version and bindings, its published token's state.

@@ -121,11 +121,11 @@ impl Running {
             (signer, options.clock.clone()),
             metrics.metrics.clone(),
         ));
-        let admin = Arc::new(Admin {
-            registry: registry.clone(),
-            metrics: metrics.clone(),
-            clock: options.clock.clone(),
-        });
+        let admin = Arc::new(Admin::new(
+            registry.clone(),
+            metrics.clone(),
+            options.clock.clone(),
+        ));
         let tasks = vec![
             tokio::spawn(serve(
                 proxy_listener,

@@ -86,6 +86,7 @@ pub(super) struct FileProxy {
     pub(super) passthrough: Option<bool>,
     pub(super) shutdown_grace: Option<String>,
     pub(super) upload_stall_timeout: Option<String>,
+    pub(super) keep_forwarding_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,6 +51,8 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// A streamed upload may pause this long without a byte moving.
 pub const DEFAULT_UPLOAD_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Caller-sent forwarding headers let through to Zoom: none.
+pub const DEFAULT_KEEP_FORWARDING_HEADERS: &[&str] = &[];
 
 /// The validated configuration. Nothing past `config.rs` sees raw TOML.
 #[derive(Clone, Debug)]
@@ -151,6 +153,9 @@ pub struct Proxy {
     /// How long a streamed request body may go without a byte moving; counts
     /// no time in which it does (`zoom.response_timeout` starts at its end).
     pub upload_stall_timeout: Duration,
+    /// Forwarding headers (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `Via`) a
+    /// caller sent that still reach Zoom; every other one is dropped.
+    pub keep_forwarding_headers: Vec<http::HeaderName>,
 }
 
 /// A caller with no OAuth code of its own: a static key bound to one grant.
@@ -201,6 +206,7 @@ impl Config {
                 passthrough: false,
                 shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
                 upload_stall_timeout: DEFAULT_UPLOAD_STALL_TIMEOUT,
+                keep_forwarding_headers: Vec::new(),
             },
             callers: Vec::new(),
         }

@@ -43,7 +43,12 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         match target {
             Target::Passthrough => {
-                headers::prepare_request(&mut parts.headers, &self.api_host, None);
+                headers::prepare_request(
+                    &mut parts.headers,
+                    &self.keep_forwarding,
+                    &self.api_host,
+                    None,
+                );
                 let resp = self
                     .send(Request::from_parts(parts, body::stream(body)))
                     .await?;
@@ -94,7 +99,12 @@ impl Proxy {
         let replayable = self.replayable(&parts.headers);
         let started_ms = self.clock.now_ms();
         let cur = grant.token().await?;
-        headers::prepare_request(&mut parts.headers, &self.api_host, cur.bearer.as_ref());
+        headers::prepare_request(
+            &mut parts.headers,
+            &self.keep_forwarding,
+            &self.api_host,
+            cur.bearer.as_ref(),
+        );
         if !replayable {
             // Too big to buffer: it streams, and a 401 reaches the caller as Zoom sent it.
             let resp = self.send_streamed(parts, body).await?;

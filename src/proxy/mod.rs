@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Authority;
-use http::{HeaderValue, Method, Request, Response, Version};
+use http::{HeaderName, HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 pub use self::callers::CallerKeys;
@@ -35,6 +35,8 @@ pub struct Proxy {
     upstream: OriginPool,
     /// `Host` for forwarded requests: Zoom's API host.
     api_host: HeaderValue,
+    /// Caller-sent forwarding headers let through to Zoom (`proxy.keep_forwarding_headers`).
+    keep_forwarding: Vec<HeaderName>,
     /// Hosts an absolute-form request target may name: Zoom's and our own.
     own_authorities: Vec<Authority>,
     /// Verifies callers' virtual tokens.
@@ -87,6 +89,7 @@ impl Proxy {
             upstream,
             api_host: HeaderValue::from_str(api_authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("api.zoom.us")),
+            keep_forwarding: config.proxy.keep_forwarding_headers.clone(),
             own_authorities,
             signer,
             clock,

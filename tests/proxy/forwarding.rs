@@ -248,3 +248,70 @@ async fn user_grant_caller_reaches_zoom_as_the_user() {
     assert_eq!(a.json()["id"], support::USER);
     h.shutdown().await;
 }
+
+/// What an ingress in front of grantmux (or a caller) adds: internal addresses and hosts.
+const FORWARDING: [(&str, &str); 6] = [
+    ("x-forwarded-for", "10.1.2.3, 192.168.7.9"),
+    ("x-forwarded-host", "grantmux.internal.example"),
+    ("x-forwarded-proto", "https"),
+    ("forwarded", "for=10.1.2.3;host=grantmux.internal.example"),
+    ("x-real-ip", "10.1.2.3"),
+    ("via", "1.1 ingress-7f9c"),
+];
+
+/// Sends an API call carrying every forwarding header; returns the names of the
+/// headers Zoom (the simulator) received, lowercased.
+async fn forwarding_headers_seen_by_zoom(h: &grantmux::harness::Harness) -> Vec<String> {
+    let auth = format!("Bearer {S2S_KEY}");
+    let mut headers = vec![("authorization", auth.as_str()), ("x-custom", "kept")];
+    headers.extend(FORWARDING);
+    let a = h
+        .call(Method::GET, &h.proxy_url("/v2/users/me"), &headers, "")
+        .await
+        .expect("answer");
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let recorded = h.sim.last_api_request().expect("forwarded");
+    let names: Vec<String> = recorded
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    assert!(names.iter().any(|n| n == "x-custom"), "{names:?}");
+    names
+}
+
+#[tokio::test]
+async fn caller_sent_forwarding_headers_never_reach_zoom() {
+    let h = support::start_default().await;
+    let names = forwarding_headers_seen_by_zoom(&h).await;
+    for (gone, _) in FORWARDING {
+        assert!(
+            !names.iter().any(|n| n == gone),
+            "{gone} reached Zoom: {names:?}"
+        );
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn forwarding_headers_named_in_the_keep_list_reach_zoom() {
+    let h = support::start(SimConfig::default(), |c| {
+        c.proxy.keep_forwarding_headers = vec![http::HeaderName::from_static("x-forwarded-proto")];
+    })
+    .await;
+    forwarding_headers_seen_by_zoom(&h).await;
+    let recorded = h.sim.last_api_request().expect("forwarded");
+    let seen = |name: &str| -> Vec<&str> {
+        recorded
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(seen("x-forwarded-proto"), ["https"], "the kept one arrives");
+    for (gone, _) in FORWARDING.iter().filter(|(n, _)| *n != "x-forwarded-proto") {
+        assert!(seen(gone).is_empty(), "{gone} reached Zoom");
+    }
+    h.shutdown().await;
+}

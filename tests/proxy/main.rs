@@ -1,5 +1,6 @@
 //! grantmux in front of the simulator, over real sockets.
 
+mod admin;
 #[path = "../common/mod.rs"]
 mod common;
 mod errors;

@@ -12,7 +12,8 @@ const RUNS: usize = 30;
 /// Replica A rotates (`POST /grants/{id}/refresh`, which answers once the new
 /// token is stored and announced); the clock runs from A's answer until B's
 /// `/grants` shows the new version, polled every 0.1 ms (plus the time one
-/// look takes), which bounds the resolution.
+/// look takes), which bounds the resolution. Admin forces one refresh per grant
+/// per 5 s, so each run rotates a grant of its own (one user each).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotation_pickup_latency() {
     let sim = SimConfig {
@@ -22,19 +23,26 @@ async fn rotation_pickup_latency() {
     let cluster = Cluster::start(sim, ReplicaConfig::default()).await;
     let (a, b) = (cluster.replica("a"), cluster.replica("b"));
     let http = &cluster.http;
-    cluster.authorize(&a).await;
-    eventually("B to load the grant", || async {
-        b.version(http, USER_GRANT).await > 0
-    })
-    .await;
+    let grants: Vec<String> = (0..RUNS)
+        .map(|i| format!("{CLIENT}/user:pickup-{i}"))
+        .collect();
+    for i in 0..RUNS {
+        cluster.authorize_user(&a, &format!("pickup-{i}")).await;
+    }
+    for grant in &grants {
+        eventually("B to load the grant", || async {
+            b.version(http, grant).await > 0
+        })
+        .await;
+    }
     let mut lags = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        let (status, answer) = a.force_refresh(http, USER_GRANT).await;
+    for grant in &grants {
+        let (status, answer) = a.force_refresh(http, grant).await;
         assert_eq!(status, 200, "{answer}");
         let rotated = Instant::now();
         let version = answer["version"].as_u64().expect("version");
         // A tight loop, not `eventually`: its 5 ms pause would be the figure.
-        while b.version(http, USER_GRANT).await < version {
+        while b.version(http, grant).await < version {
             assert!(
                 rotated.elapsed() < Duration::from_secs(10),
                 "B never saw {version}"

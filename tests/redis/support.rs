@@ -329,7 +329,12 @@ impl Cluster {
     /// The user authorizes; the code is exchanged at `via`'s token endpoint.
     /// Returns the caller's (virtual) token answer.
     pub(crate) async fn authorize(&self, via: &Replica) -> Value {
-        let code = self.sim.issue_code(CLIENT, USER, REDIRECT);
+        self.authorize_user(via, USER).await
+    }
+
+    /// `user` authorizes the app through `via`: the grant `sim-client/user:{user}`.
+    pub(crate) async fn authorize_user(&self, via: &Replica, user: &str) -> Value {
+        let code = self.sim.issue_code(CLIENT, user, REDIRECT);
         let answer = self
             .token(
                 via,
@@ -512,13 +517,21 @@ impl Replica {
         grant.and_then(|g| g["version"].as_u64()).unwrap_or(0)
     }
 
-    /// `POST /grants/{id}/refresh` on the admin listener.
+    /// `POST /grants/{id}/refresh` on the admin listener. Admin accepts one per
+    /// grant per 5 s (429 beyond that); replicas run on real time, so a 429 is
+    /// waited out here rather than asserted on.
     pub(crate) async fn force_refresh(&self, http: &Http, id: &str) -> (u16, Value) {
         let url = format!("http://{}/grants/{id}/refresh", self.admin);
-        let (status, body) = send(http, Method::POST, &url, &[], "")
-            .await
-            .expect("admin answers");
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        let started = Instant::now();
+        loop {
+            let (status, body) = send(http, Method::POST, &url, &[], "")
+                .await
+                .expect("admin answers");
+            if status != 429 || started.elapsed() > DEADLINE {
+                return (status, serde_json::from_slice(&body).unwrap_or(Value::Null));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     pub(crate) async fn readyz(&self, http: &Http) -> u16 {

@@ -36,6 +36,10 @@ fn minimal_config_gets_every_default() {
     assert!(!c.proxy.passthrough);
     assert_eq!(c.proxy.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
     assert_eq!(c.proxy.upload_stall_timeout, DEFAULT_UPLOAD_STALL_TIMEOUT);
+    assert_eq!(
+        c.proxy.keep_forwarding_headers,
+        DEFAULT_KEEP_FORWARDING_HEADERS
+    );
     assert!(c.callers.is_empty());
 }
 
@@ -73,6 +77,7 @@ replay_body_limit = 0
 passthrough = true
 shutdown_grace = "0s"
 upload_stall_timeout = "7s"
+keep_forwarding_headers = ["X-Forwarded-Proto", "via"]
 "#);
     assert_eq!(c.listen.proxy, "0.0.0.0:18080".parse().expect("addr"));
     assert_eq!(c.listen.admin, "[::1]:19090".parse().expect("addr"));
@@ -99,6 +104,32 @@ upload_stall_timeout = "7s"
     assert!(c.proxy.passthrough);
     assert_eq!(c.proxy.shutdown_grace, Duration::ZERO);
     assert_eq!(c.proxy.upload_stall_timeout, Duration::from_secs(7));
+    assert_eq!(
+        c.proxy.keep_forwarding_headers,
+        ["x-forwarded-proto", "via"],
+        "lowercased"
+    );
+}
+
+#[test]
+fn keep_forwarding_headers_names_only_forwarding_headers() {
+    let m = extra_fails_on(
+        "[proxy]\nkeep_forwarding_headers = [\"x-forwarded-for\", \"authorization\"]\n",
+        "proxy.keep_forwarding_headers",
+    );
+    assert!(
+        m.contains("\"authorization\" is not a forwarding header"),
+        "{m}"
+    );
+    let m = extra_fails_on(
+        "[proxy]\nkeep_forwarding_headers = [\"x forwarded\"]\n",
+        "proxy.keep_forwarding_headers",
+    );
+    assert!(m.contains("not a header name"), "{m}");
+    extra_fails_on(
+        "[proxy]\nkeep_forwarding_headers = \"x-real-ip\"\n",
+        "proxy.keep_forwarding_headers",
+    );
 }
 
 #[test]

@@ -215,7 +215,33 @@ fn proxy(raw: &FileProxy) -> Result<Proxy, ConfigError> {
             raw.upload_stall_timeout.as_deref(),
             DEFAULT_UPLOAD_STALL_TIMEOUT,
         )?,
+        keep_forwarding_headers: keep_forwarding_headers(raw.keep_forwarding_headers.as_deref())?,
     })
+}
+
+/// Each name must be one of the forwarding headers the proxy strips: the list
+/// only ever lets those through. Names are case-insensitive. The rule itself
+/// lives with the other header rules, so the check and the proxy cannot disagree.
+fn keep_forwarding_headers(raw: Option<&[String]>) -> Result<Vec<http::HeaderName>, ConfigError> {
+    const KEY: &str = "proxy.keep_forwarding_headers";
+    let names: Vec<&str> = match raw {
+        Some(names) => names.iter().map(String::as_str).collect(),
+        None => DEFAULT_KEEP_FORWARDING_HEADERS.to_vec(),
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let parsed = http::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| invalid(KEY, &format!("{name:?} is not a header name")))?;
+            if !crate::proxy::headers::is_forwarding(&parsed) {
+                return Err(invalid(
+                    KEY,
+                    &format!("{name:?} is not a forwarding header (X-Forwarded-*, Forwarded, X-Real-IP, Via)"),
+                ));
+            }
+            Ok(parsed)
+        })
+        .collect()
 }
 
 fn required(prefix: &str, name: &str, value: Option<String>) -> Result<String, ConfigError> {
