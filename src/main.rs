@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         _ => "info",
     };
     init_tracing(cli.log_format, level);
+    log_panics_in_one_line();
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
@@ -140,6 +141,29 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     builder.enable_all().build()
+}
+
+/// A panic (redb's assertion on a damaged store file among them) is logged as
+/// one line: where, and what. Its backtrace only at debug level: an operator
+/// reading a damaged-store error needs the store's message, not a stack.
+fn log_panics_in_one_line() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%at, %what, "a thread panicked");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let backtrace = std::backtrace::Backtrace::force_capture();
+            tracing::debug!(%backtrace, "panic backtrace");
+        }
+    }));
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {

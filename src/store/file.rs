@@ -163,12 +163,19 @@ impl GrantStore for FileStore {
     }
 }
 
+/// Runs store work on the blocking pool. redb asserts on some malformed pages
+/// instead of returning an error, so a panic there means a damaged file.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("store task failed: {e}"))))
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(match e.is_panic() {
+            true => StoreError::Corrupt(
+                "the database engine failed reading the store; the file is damaged".into(),
+            ),
+            false => StoreError::Unavailable("the store task was cancelled".into()),
+        })
+    })
 }
 
 // === impl Inner ===
@@ -322,5 +329,20 @@ fn db_error(path: &Path, e: redb::Error) -> StoreError {
             path.display()
         )),
         _ => StoreError::Unavailable(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_the_database_engine_reads_as_a_damaged_file() {
+        // The panic hook of the test harness prints it; the store reports it as data.
+        let answer: Result<(), StoreError> = blocking(|| panic!("redb: page checksum")).await;
+        match answer {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("damaged"), "{why}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 }
