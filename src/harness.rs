@@ -1,6 +1,7 @@
 //! The simulator and grantmux wired together on loopback, sharing one clock:
 //! what `grantmux demo`, the integration tests and the benchmarks run.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use crate::app::{Running, StartError, StartOptions};
 use crate::clock::Clock;
 use crate::config::{App, Config, RevokePolicy};
 use crate::sim::{Sim, SimConfig, SimError, SimHandle};
+use crate::store::GrantStore;
 
 /// A running simulator, a grantmux in front of it, and a plain HTTP client.
 #[derive(Debug)]
@@ -52,6 +54,16 @@ impl Harness {
         sim: SimConfig,
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Self, HarnessError> {
+        Self::start_with_store(sim, None, tweak).await
+    }
+
+    /// [`Harness::start`], on `store` instead of a fresh memory store (a test
+    /// that makes the store fail mid-run keeps its own handle on it).
+    pub async fn start_with_store(
+        sim: SimConfig,
+        store: Option<Arc<dyn GrantStore>>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Self, HarnessError> {
         let clock = sim.clock.clone();
         let apps = sim
             .apps
@@ -72,7 +84,7 @@ impl Harness {
         tweak(&mut config);
         let options = StartOptions {
             clock: clock.clone(),
-            store: None,
+            store,
         };
         let gmx = Running::start(config.clone(), options).await?;
         let http = Client::builder(TokioExecutor::new()).build_http();

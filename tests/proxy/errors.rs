@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use grantmux::app::{Running, StartOptions};
-use grantmux::config::{App, Config, RevokePolicy};
 use grantmux::harness::{Answer, Harness};
-use grantmux::sim::{Sim, SimConfig};
+use grantmux::sim::SimConfig;
 use grantmux::store::MemoryStore;
 use http::Method;
 
@@ -140,35 +138,10 @@ async fn zoom_refusing_every_connection_gets_503_with_fixed_text() {
 
 #[tokio::test]
 async fn a_failing_store_gets_503_with_fixed_text() {
-    let sim = SimConfig::default();
-    let clock = sim.clock.clone();
-    let apps = sim
-        .apps
-        .iter()
-        .map(|a| App {
-            client_id: a.client_id.clone(),
-            client_secret: a.client_secret.clone().into(),
-            revoke_upstream: RevokePolicy::Never,
-        })
-        .collect();
-    let sim = Sim::start(sim).await.expect("sim");
-    let config = Config::for_upstream(sim.base_url().parse().expect("uri"), apps);
     let store = Arc::new(MemoryStore::new());
-    let options = StartOptions {
-        clock: clock.clone(),
-        store: Some(store.clone()),
-    };
-    let gmx = Running::start(config.clone(), options)
+    let h = Harness::start_with_store(SimConfig::default(), Some(store.clone()), |_| {})
         .await
-        .expect("grantmux starts");
-    let h = Harness {
-        sim,
-        gmx,
-        clock,
-        config,
-        http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http(),
-    };
+        .expect("harness starts");
     store.set_fail_writes(true);
     // The token is minted (and held in memory), but the caller's binding cannot be written.
     let base = h.proxy_url("");
