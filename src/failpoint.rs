@@ -8,7 +8,9 @@
 //!
 //! Steps: `before_zoom`, `calling_zoom` (past the last check that the refresh
 //! lock is still ours), `after_zoom` (Zoom answered, nothing written),
-//! `after_write` (stored, not yet published), `after_publish`. Unset in
+//! `after_write` (stored, not yet published), `after_publish`; and
+//! `adoption_stored` (an adopted code's or legacy token's answer stored under
+//! its pending key, its user not yet known). Unset in
 //! production, where the check is one load of a cached value.
 
 use std::sync::atomic::{AtomicBool, Ordering};

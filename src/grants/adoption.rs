@@ -25,6 +25,7 @@ use super::registry::Registry;
 use super::vtoken::random_id;
 use super::{GrantKey, Subject};
 use crate::clock::UnixMillis;
+use crate::failpoint;
 use crate::oauth::ZoomTokenError;
 use crate::secret::Secret;
 use crate::store::StoreError;
@@ -165,6 +166,7 @@ impl Registry {
             record.bindings.push(binding);
             let persist = pending.persist(record).await;
             pending.install(&mut flight, persist.into_record());
+            failpoint::hit("adoption_stored");
         }
         let Some((issued, issued_at)) = flight.record.issued() else {
             attempt.end().await;

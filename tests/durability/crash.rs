@@ -143,3 +143,75 @@ async fn a_crash_between_zooms_answer_and_the_write_is_the_one_loss_reported_cle
     gmx.stop("-TERM");
     sim.shutdown().await;
 }
+
+/// A legacy system's real refresh token presented at grantmux, which crashes
+/// right after storing Zoom's answer under the token's hash, before it knows
+/// whose it is. After the restart the same legacy token gets the same tokens:
+/// Zoom saw one refresh and refused nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_the_middle_of_a_legacy_adoption_loses_nothing() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &sim);
+    let http = http();
+    let legacy = legacy_refresh_token(&http, &sim).await;
+    let mut gmx = Grantmux::start(&config, &[("GRANTMUX_FAILPOINT", "adoption_stored")]);
+    let answer = refresh(&http, gmx.proxy, &legacy).await;
+    assert!(
+        answer.is_none(),
+        "the process should have crashed: {answer:?}"
+    );
+    assert!(gmx.exited().await, "no crash at adoption_stored");
+    let (code, _) = gmx.wait();
+    assert_eq!(code, None, "killed by SIGABRT");
+    assert_eq!(
+        sim.stats().token_requests.refresh_token,
+        1,
+        "Zoom rotated it"
+    );
+
+    let gmx = Grantmux::start(&config, &[]);
+    let (status, body) = refresh(&http, gmx.proxy, &legacy).await.expect("answer");
+    assert_eq!(status, 200, "the legacy token after the restart: {body}");
+    let access = body["access_token"].as_str().expect("access").to_owned();
+    let (status, me_body) = me(&http, gmx.proxy, &access).await.expect("answer");
+    assert_eq!(
+        (status.as_u16(), &me_body["id"]),
+        (200, &serde_json::json!(USER))
+    );
+    let stats = sim.stats();
+    assert_eq!(
+        stats.token_requests.refresh_token, 1,
+        "one refresh at Zoom: {stats:?}"
+    );
+    assert_eq!(stats.invalid_grant, 0, "{stats:?}");
+    gmx.stop("-TERM");
+    sim.shutdown().await;
+}
+
+/// A real refresh token from Zoom itself, as a legacy system holds one.
+async fn legacy_refresh_token(http: &crate::support::Http, sim: &SimHandle) -> String {
+    let code = sim.issue_code(crate::process::CLIENT, USER, "http://localhost/cb");
+    let (status, body) = crate::support::call(
+        http,
+        http::Method::POST,
+        &format!("{}/oauth/token", sim.base_url()),
+        &[
+            (
+                "authorization",
+                &crate::common::client::basic(crate::process::CLIENT, crate::process::SECRET),
+            ),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &format!(
+            "grant_type=authorization_code&code={code}&redirect_uri=http%3A%2F%2Flocalhost%2Fcb"
+        ),
+    )
+    .await
+    .expect("the simulator answers");
+    assert_eq!(status, 200, "{body}");
+    body["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned()
+}
