@@ -129,7 +129,7 @@ impl Registry {
         if flight.record.adopted_into().is_some() {
             attempt.end().await;
             drop(flight);
-            self.forget_pending(pending);
+            self.forget_empty(pending);
             return Err(AdoptError::Spent);
         }
         if flight.record.issued().is_none() {
@@ -155,7 +155,7 @@ impl Registry {
                     pending.reread(&mut flight).await;
                     let spent = flight.record.adopted_into().is_some();
                     drop(flight);
-                    self.forget_pending(pending);
+                    self.forget_empty(pending);
                     return Err(if spent { AdoptError::Spent } else { error });
                 }
             };
@@ -204,7 +204,7 @@ impl Registry {
         pending.announce().await;
         drop(flight);
         if durable {
-            self.forget_pending(pending);
+            self.forget_empty(pending);
         } else {
             // The user's grant holds them in memory (and retries its write);
             // the pending record lets go once that write has landed.

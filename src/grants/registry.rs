@@ -7,7 +7,7 @@ use dashmap::DashMap;
 
 use super::ctx::RefreshCtx;
 use super::handle::{GrantHandle, TokenError};
-use super::model::{Binding, Grant, Issued};
+use super::model::{Grant, Issued};
 use super::GrantKey;
 use crate::store::StoreError;
 
@@ -112,11 +112,6 @@ impl Registry {
         grant.binding_is_live(&binding).then_some((grant, binding))
     }
 
-    /// Adds a binding to `grant`.
-    pub async fn bind(&self, grant: &Arc<GrantHandle>, binding: Binding) -> Result<(), StoreError> {
-        grant.add_binding(binding).await
-    }
-
     /// The grant for `key`, created empty if absent (an S2S grant minted on first use).
     pub fn ensure(&self, key: &GrantKey) -> Arc<GrantHandle> {
         if let Some(found) = self.get(key) {
@@ -143,20 +138,19 @@ impl Registry {
         match grant.token().await {
             Ok(_) => Ok(grant),
             Err(error @ TokenError::Refused { .. }) => {
-                self.grants.remove_if(key, |_, g| {
-                    Arc::ptr_eq(g, &grant) && g.current().bearer.is_none()
-                });
+                self.forget_empty(&grant);
                 Err(error)
             }
             Err(error) => Err(error),
         }
     }
 
-    /// Drops a pending grant from memory once it holds no token; the store
-    /// keeps its record of where the tokens went.
-    pub(super) fn forget_pending(&self, pending: &Arc<GrantHandle>) {
-        self.grants.remove_if(pending.key(), |_, g| {
-            Arc::ptr_eq(g, pending) && g.current().bearer.is_none() && !g.is_unpersisted()
+    /// Drops `grant` from memory if it holds no token and nothing unsaved: a
+    /// pending grant whose tokens moved (the store keeps its record of where),
+    /// or an account Zoom refused to mint for.
+    pub(super) fn forget_empty(&self, grant: &Arc<GrantHandle>) {
+        self.grants.remove_if(grant.key(), |_, g| {
+            Arc::ptr_eq(g, grant) && g.current().bearer.is_none() && !g.is_unpersisted()
         });
     }
 

@@ -246,7 +246,7 @@ impl OAuthEndpoint {
         if !grant.binding_is_live(S2S_BINDING) {
             let mut binding = self.new_binding("server-to-server callers", None);
             binding.id = S2S_BINDING.to_owned();
-            self.registry.bind(&grant, binding).await?;
+            grant.add_binding(binding).await?;
         }
         self.answer(&grant, S2S_BINDING, false)
     }
