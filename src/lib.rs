@@ -27,6 +27,7 @@
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
 //! admin.rs      /healthz /readyz /metrics /grants
 //! metrics.rs    every metric, registered once
+//! moved.rs      when something last moved: the idle-connection and upload watchdogs' clock
 //! failpoint.rs  crash and freeze points for the durability tests
 //! signal.rs     SIGTERM / Ctrl-C
 //! sim/          the Zoom simulator (`grantmux sim`, and the test suite's upstream)
@@ -57,6 +58,7 @@ pub mod failpoint;
 pub mod grants;
 pub mod harness;
 pub mod metrics;
+mod moved;
 pub mod oauth;
 pub mod proxy;
 pub mod secret;

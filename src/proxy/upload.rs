@@ -6,7 +6,7 @@
 //! mid-body with a 504, and leave a stalled one open for the full timeout.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,13 +19,13 @@ use tokio::time::Instant;
 
 use crate::body::BoxError;
 use crate::error::ProxyError;
+use crate::moved::LastMoved;
 
 /// How far an upload has got: when a byte last moved, and whether it ended.
 #[derive(Debug)]
 pub(super) struct Progress {
-    started: Instant,
-    /// Milliseconds since `started` of the last frame read.
-    moved_ms: AtomicU64,
+    /// When the last frame was read.
+    moved: LastMoved,
     done: AtomicBool,
     /// Wakes [`Progress::overdue`] when the upload ends.
     ended: Notify,
@@ -48,12 +48,11 @@ impl Progress {
     pub(super) async fn overdue(&self, stall: Duration, response: Duration) -> ProxyError {
         loop {
             if self.done.load(Ordering::Acquire) {
-                let ended = self.started + self.moved();
-                tokio::time::sleep_until(ended + response).await;
+                tokio::time::sleep_until(self.moved.at() + response).await;
                 return ProxyError::UpstreamTimeout(response);
             }
             let ended = self.ended.notified();
-            let deadline = self.started + self.moved() + stall;
+            let deadline = self.moved.at() + stall;
             if Instant::now() >= deadline {
                 return ProxyError::UploadStalled(stall);
             }
@@ -64,17 +63,8 @@ impl Progress {
         }
     }
 
-    fn moved(&self) -> Duration {
-        Duration::from_millis(self.moved_ms.load(Ordering::Relaxed))
-    }
-
-    fn touch(&self) {
-        let now = self.started.elapsed().as_millis() as u64;
-        self.moved_ms.fetch_max(now, Ordering::Relaxed);
-    }
-
     fn end(&self) {
-        self.touch();
+        self.moved.note();
         if !self.done.swap(true, Ordering::AcqRel) {
             self.ended.notify_one();
         }
@@ -86,8 +76,7 @@ impl Progress {
 impl<B> Upload<B> {
     pub(super) fn new(inner: B) -> (Self, Arc<Progress>) {
         let progress = Arc::new(Progress {
-            started: Instant::now(),
-            moved_ms: AtomicU64::new(0),
+            moved: LastMoved::new(),
             done: AtomicBool::new(false),
             ended: Notify::new(),
         });
@@ -114,7 +103,7 @@ where
         let this = self.project();
         let frame = this.inner.poll_frame(cx);
         match &frame {
-            Poll::Ready(Some(Ok(_))) => this.progress.touch(),
+            Poll::Ready(Some(Ok(_))) => this.progress.moved.note(),
             Poll::Ready(None) => this.progress.end(),
             Poll::Ready(Some(Err(_))) | Poll::Pending => {}
         }

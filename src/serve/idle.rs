@@ -14,7 +14,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,13 +24,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::moved::LastMoved;
+
 /// What one connection is doing: requests in flight, and when it last did
-/// something (a write, or a request ending), in milliseconds since accept.
+/// something (a write, or a request ending).
 #[derive(Debug)]
 pub(super) struct Activity {
-    accepted: Instant,
     in_flight: AtomicUsize,
-    last_ms: AtomicU64,
+    moved: LastMoved,
     /// Wakes the watchdog when a request ends.
     ended: Notify,
 }
@@ -54,9 +55,8 @@ pin_project! {
 impl Activity {
     pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
-            accepted: Instant::now(),
             in_flight: AtomicUsize::new(0),
-            last_ms: AtomicU64::new(0),
+            moved: LastMoved::new(),
             ended: Notify::new(),
         })
     }
@@ -64,11 +64,6 @@ impl Activity {
     pub(super) fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
-    }
-
-    fn touch(&self) {
-        let now = self.accepted.elapsed().as_millis() as u64;
-        self.last_ms.fetch_max(now, Ordering::Relaxed);
     }
 
     /// Returns once the connection has had no request in flight and written
@@ -80,8 +75,7 @@ impl Activity {
                 self.ended.notified().await;
                 continue;
             }
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = self.accepted + last + limit;
+            let deadline = self.moved.at() + limit;
             if Instant::now() >= deadline {
                 return;
             }
@@ -92,7 +86,7 @@ impl Activity {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
+        self.0.moved.note();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.ended.notify_one();
     }
@@ -125,7 +119,7 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
         let this = self.project();
         let written = this.inner.poll_write(cx, buf);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
+            this.activity.moved.note();
         }
         written
     }
@@ -138,7 +132,7 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
         let this = self.project();
         let written = this.inner.poll_write_vectored(cx, bufs);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
+            this.activity.moved.note();
         }
         written
     }
