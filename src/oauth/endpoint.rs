@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use super::request::{Credentials, Params, TokenRequest};
 use super::{ZoomTokenClient, ZoomTokenError};
 use crate::body::{self, Body};
 use crate::clock::Clock;
@@ -50,8 +50,6 @@ pub struct OAuthEndpoint {
     /// `last_binding` counts. Fixed by the config, so built once.
     static_holders: HashMap<GrantKey, Vec<String>>,
 }
-
-type Params = HashMap<String, String>;
 
 /// A token answer with Zoom's fields in Zoom's order.
 #[derive(serde::Serialize)]
@@ -315,49 +313,36 @@ impl OAuthEndpoint {
         Ok(body::json_of(StatusCode::OK, &answer))
     }
 
-    /// Authenticates the app (HTTP Basic, constant-time) and reads the
-    /// parameters from the query string and the form body.
+    /// Reads the request and authenticates its app (constant-time). Returns
+    /// the app's client ID and the parameters, credentials removed.
     async fn read_request(&self, req: Request<Incoming>) -> Result<(String, Params), OAuthError> {
-        let client_id = self.authenticate(req.headers())?;
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
-        if is_json {
-            // What Zoom answers to a JSON body (ZOOM.md §1.1).
-            return Err(OAuthError::UnsupportedGrantType);
-        }
-        let mut params: Params = req
-            .uri()
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
-        let bytes: Bytes = Limited::new(req.into_body(), MAX_FORM_BYTES)
+        let (parts, body) = req.into_parts();
+        let bytes: Bytes = Limited::new(body, MAX_FORM_BYTES)
             .collect()
             .await
             .map_err(|_| OAuthError::InvalidRequest("unreadable or oversized form body"))?
             .to_bytes();
-        params.extend(form_urlencoded::parse(&bytes).into_owned());
-        Ok((client_id, params))
+        let request = TokenRequest::parse(&parts.headers, parts.uri.query(), &bytes)?;
+        let client_id = self.authenticate(&request.credentials)?;
+        if request.json_body {
+            // What Zoom answers to a JSON body (ZOOM.md §1.1).
+            return Err(OAuthError::UnsupportedGrantType);
+        }
+        Ok((client_id, request.params))
     }
 
-    fn authenticate(&self, headers: &HeaderMap) -> Result<String, OAuthError> {
-        let encoded = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-            .map(|(_, rest)| rest.trim())
-            .ok_or(OAuthError::InvalidClient)?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| OAuthError::InvalidClient)?;
-        let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient)?;
-        let (client_id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+    fn authenticate(&self, credentials: &Credentials) -> Result<String, OAuthError> {
+        let Credentials::Confidential { client_id, secret } = credentials else {
+            return Err(OAuthError::InvalidClient);
+        };
         let (expected, _) = self.apps.get(client_id).ok_or(OAuthError::InvalidClient)?;
-        if bool::from(expected.expose().as_bytes().ct_eq(secret.as_bytes())) {
-            Ok(client_id.to_owned())
+        if bool::from(
+            expected
+                .expose()
+                .as_bytes()
+                .ct_eq(secret.expose().as_bytes()),
+        ) {
+            Ok(client_id.clone())
         } else {
             Err(OAuthError::InvalidClient)
         }

@@ -82,7 +82,7 @@ pub(crate) async fn revoke(shared: &Shared, req: Request<Incoming>) -> Response<
     let (parts, body) = req.into_parts();
     let body = oauth::read_form(body).await;
     // Older Zoom samples send `token` in the query, so it is always accepted here.
-    let params = Params::parse(&parts, &body, true);
+    let params = Params::parse(&parts.headers, parts.uri.query(), &body, true);
     let settings = shared.settings();
     let resp = match faults::inject(&settings.token_faults).await {
         Some(Injected::Reset) => return faults::reset(),

@@ -73,6 +73,7 @@ pub use echo::RecordedRequest;
 pub use handle::{Sim, SimHandle};
 pub use stats::{SimStats, TokenRequests};
 pub use tls::TestCertificates;
+pub use token::OfflineTokenEndpoint;
 
 /// Why a simulator could not start.
 #[derive(Debug, thiserror::Error)]

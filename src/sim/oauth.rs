@@ -6,7 +6,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::request::Parts;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -29,12 +28,17 @@ pub(crate) struct Params {
 
 impl Params {
     /// Body values win over query values; the query counts only if `allow_query`.
-    pub(crate) fn parse(parts: &Parts, body: &[u8], allow_query: bool) -> Self {
+    pub(crate) fn parse(
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: &[u8],
+        allow_query: bool,
+    ) -> Self {
         let mut values = HashMap::new();
         if allow_query {
-            values.extend(query_pairs(parts.uri.query()));
+            values.extend(query_pairs(query));
         }
-        let json_body = content_type(&parts.headers).starts_with("application/json");
+        let json_body = content_type(headers).starts_with("application/json");
         // Any non-JSON body is read as a form: curl without -H sends form data anyway.
         if !json_body {
             values.extend(form_urlencoded::parse(body).into_owned());

@@ -1,11 +1,15 @@
 //! `POST /oauth/token`: the three grant types, with Zoom's exact statuses and bodies
 //! (ZOOM.md §1.5 and §8).
 
-use http::{Request, Response, StatusCode};
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use serde::Serialize;
 
 use super::codes::RedeemError;
+use super::config::SimConfig;
 use super::faults::{self, Injected};
 use super::grants::{GrantKey, Pair, Ttls};
 use super::oauth::{self, Params};
@@ -34,7 +38,12 @@ struct TokenAnswer<'a> {
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = oauth::read_form(body).await;
-    let params = Params::parse(&parts, &body, shared.allow_query_params);
+    let params = Params::parse(
+        &parts.headers,
+        parts.uri.query(),
+        &body,
+        shared.allow_query_params,
+    );
     count_grant_type(shared, params.get("grant_type"));
     let settings = shared.settings();
     let resp = match faults::inject(&settings.token_faults).await {
@@ -64,7 +73,7 @@ fn count_grant_type(shared: &Shared, grant_type: Option<&str>) {
 fn answer(
     shared: &Shared,
     settings: &Settings,
-    headers: &http::HeaderMap,
+    headers: &HeaderMap,
     params: &Params,
 ) -> Response<Body> {
     let Some(app) = oauth::client_auth(shared, headers) else {
@@ -195,4 +204,59 @@ fn user_answer(shared: &Shared, settings: &Settings, pair: &Pair) -> Response<Bo
             api_url: &shared.api_url,
         },
     )
+}
+
+/// The token endpoint without a socket, faults or delays: the parsing, client
+/// authentication and grant logic a request over HTTP meets. For the fuzz
+/// target, which cannot afford a connection per input.
+pub struct OfflineTokenEndpoint {
+    shared: Shared,
+}
+
+impl std::fmt::Debug for OfflineTokenEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineTokenEndpoint")
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl OfflineTokenEndpoint ===
+
+impl OfflineTokenEndpoint {
+    pub fn new(cfg: SimConfig) -> Self {
+        Self {
+            shared: Shared::new(cfg, "http://sim.invalid".to_owned()),
+        }
+    }
+
+    /// A code for the default user and the first app, as `/oauth/authorize`
+    /// would issue it, so inputs can reach a code exchange.
+    pub fn issue_code(&self, redirect_uri: &str) -> String {
+        let client_id = self.shared.apps.first().map(|a| a.client_id.clone());
+        let user = self.shared.default_user.clone();
+        self.shared
+            .issue_code(&client_id.unwrap_or_default(), &user, redirect_uri, None)
+    }
+
+    /// One request's status and body.
+    pub fn answer(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> (StatusCode, Bytes) {
+        let shared = &self.shared;
+        let params = Params::parse(headers, query, body, shared.allow_query_params);
+        let resp = answer(shared, &shared.settings(), headers, &params);
+        let status = resp.status();
+        // Every answer here is a buffered body, ready at the first poll.
+        let bytes = resp
+            .into_body()
+            .collect()
+            .now_or_never()
+            .and_then(Result::ok)
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        (status, bytes)
+    }
 }
