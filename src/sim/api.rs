@@ -27,6 +27,9 @@ const MAX_JSON_BYTES: usize = 1024 * 1024;
 pub(crate) struct Caller {
     pub user: String,
     pub account: String,
+    /// An app-level (`client_credentials`) token: it acts for the app, not a
+    /// user, and reaches only the app-level routes.
+    pub app: bool,
 }
 
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
@@ -80,6 +83,7 @@ fn caller(shared: &Shared, parts: &Parts) -> Result<Caller, &'static str> {
     let owner = || Caller {
         user: shared.default_user.clone(),
         account: shared.account_id.clone(),
+        app: false,
     };
     if !shared.check_tokens {
         return Ok(owner());
@@ -93,6 +97,12 @@ fn caller(shared: &Shared, parts: &Parts) -> Result<Caller, &'static str> {
         Ok(GrantKey::User { user, .. }) => Ok(Caller {
             user: user.clone(),
             account: shared.account_id.clone(),
+            app: false,
+        }),
+        Ok(GrantKey::App { .. }) => Ok(Caller {
+            user: String::new(),
+            account: shared.account_id.clone(),
+            app: true,
         }),
         // "The token is the owner's access token" (ZOOM.md §4).
         Ok(GrantKey::S2s { .. }) => Ok(owner()),

@@ -94,8 +94,9 @@ pub(crate) async fn revoke(shared: &Shared, req: Request<Incoming>) -> Response<
 }
 
 fn revoke_token(shared: &Shared, parts: &Parts, params: &Params) -> Response<Body> {
-    let Some(app) = oauth::client_auth(shared, &parts.headers) else {
-        return reply::invalid_client();
+    let app = match oauth::client(shared, &parts.headers, params) {
+        Ok(app) => app,
+        Err(refused) => return refused.reply(),
     };
     let token = params.get("token").unwrap_or_default();
     if lock(&shared.grants).revoke(&app.client_id, token) {

@@ -32,6 +32,9 @@ pub struct SimFlags {
     pub client_secret: String,
     #[arg(long, default_value = super::DEFAULT_ACCOUNT_ID)]
     pub account_id: String,
+    /// Also register a public client (PKCE, no secret) with this client ID.
+    #[arg(long)]
+    pub public_client_id: Option<String>,
     /// Lifetime of user access tokens, in seconds.
     #[arg(long, default_value_t = 3599)]
     pub token_ttl: u64,
@@ -126,10 +129,17 @@ fn config(args: &SimFlags) -> SimConfig {
     });
     SimConfig {
         listen: args.listen,
-        apps: vec![SimApp {
+        apps: std::iter::once(SimApp {
             client_id: args.client_id.clone(),
             client_secret: args.client_secret.clone(),
-        }],
+            public: false,
+        })
+        .chain(args.public_client_id.iter().map(|id| SimApp {
+            client_id: id.clone(),
+            client_secret: String::new(),
+            public: true,
+        }))
+        .collect(),
         account_id: args.account_id.clone(),
         user_token_ttl: Duration::from_secs(args.token_ttl),
         s2s_token_ttl: Duration::from_secs(args.s2s_token_ttl),

@@ -64,7 +64,12 @@ pub struct SimConfig {
 #[derive(Clone, PartialEq, Eq)]
 pub struct SimApp {
     pub client_id: String,
+    /// Empty for a public client.
     pub client_secret: String,
+    /// A public client (Zoom's public client IDs for PKCE, ZOOM.md §1.2): it
+    /// sends its `client_id` in the form with no secret and no `Authorization`,
+    /// and its code exchanges must carry a PKCE verifier.
+    pub public: bool,
 }
 
 /// Failure injection for one side of the simulator.
@@ -125,6 +130,7 @@ impl Default for SimApp {
         Self {
             client_id: DEFAULT_CLIENT_ID.to_owned(),
             client_secret: DEFAULT_CLIENT_SECRET.to_owned(),
+            public: false,
         }
     }
 }
@@ -135,6 +141,7 @@ impl std::fmt::Debug for SimApp {
         f.debug_struct("SimApp")
             .field("client_id", &self.client_id)
             .field("client_secret", &"...")
+            .field("public", &self.public)
             .finish()
     }
 }

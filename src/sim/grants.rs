@@ -12,8 +12,17 @@ use super::jwt::{self, Claims, Signer};
 /// Whose tokens these are. Re-authorization and legacy S2S act on one key at a time.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum GrantKey {
-    User { client_id: String, user: String },
-    S2s { client_id: String },
+    User {
+        client_id: String,
+        user: String,
+    },
+    S2s {
+        client_id: String,
+    },
+    /// The app's own tokens (`client_credentials`): no user behind them.
+    App {
+        client_id: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +158,14 @@ impl Grants {
         self.mint(&key, Kind::Access, now_ms, ttl_ms)
     }
 
+    /// An app-level token (`client_credentials`); earlier ones stay valid.
+    pub(crate) fn issue_app(&mut self, client_id: &str, now_ms: u64, ttl_ms: u64) -> String {
+        let key = GrantKey::App {
+            client_id: client_id.to_owned(),
+        };
+        self.mint(&key, Kind::Access, now_ms, ttl_ms)
+    }
+
     /// Revokes the grant holding `token` if it belongs to `client_id`. A user grant dies
     /// whole; an S2S token dies alone, since each one is its own authorization.
     pub(crate) fn revoke(&mut self, client_id: &str, token: &str) -> bool {
@@ -160,7 +177,7 @@ impl Grants {
                 self.revoke_key(&key);
                 true
             }
-            GrantKey::S2s { client_id: c } if c == client_id => {
+            GrantKey::S2s { client_id: c } | GrantKey::App { client_id: c } if c == client_id => {
                 self.remove_token(token);
                 true
             }
@@ -223,7 +240,7 @@ impl Grants {
         });
         let (client_id, uid) = match key {
             GrantKey::User { client_id, user } => (client_id, user),
-            GrantKey::S2s { client_id } => (client_id, &self.owner),
+            GrantKey::S2s { client_id } | GrantKey::App { client_id } => (client_id, &self.owner),
         };
         let expires_ms = now_ms.saturating_add(ttl_ms);
         let token = if kind == Kind::Access && self.opaque_access {

@@ -5,9 +5,12 @@
 //! ```text
 //! GET  /oauth/authorize        approve at once, 302 to redirect_uri?code=…&state=…
 //! POST /oauth/token            authorization_code | refresh_token | account_credentials
+//!                              | client_credentials; Basic or form credentials,
+//!                              or a public client's client_id with PKCE
 //! POST /oauth/revoke           revoke a grant by one of its tokens
 //! GET  /v2/users/{me|id}       GET|POST /v2/users/{id}/meetings
 //! GET|PATCH|DELETE /v2/meetings/{id}
+//! POST /v2/im/chat/messages   a chatbot message: app (client_credentials) tokens only
 //! ANY  /v2/_echo/…             answer with what arrived (proxy tests)
 //! GET  /_sim/stats             counters, no auth
 //! ```
@@ -19,7 +22,7 @@
 //! handle.rs     Sim::start, SimHandle (steering, stats, shutdown)
 //! state.rs      what connections share; runtime-changeable Settings
 //! router.rs     the service: path → endpoint
-//! oauth.rs      parameters and Basic client auth shared by the OAuth endpoints
+//! oauth.rs      parameters and client auth shared by the OAuth endpoints
 //! authorize.rs  /oauth/authorize and /oauth/revoke
 //! token.rs      /oauth/token
 //! codes.rs      authorization codes and PKCE

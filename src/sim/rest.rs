@@ -19,6 +19,13 @@ pub(crate) fn route(
     let path = parts.uri.path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(2).collect();
     let method = &parts.method;
+    if let (&Method::POST, ["im", "chat", "messages"]) = (method, segments.as_slice()) {
+        return chat_message(caller, body);
+    }
+    if caller.app {
+        // An app token holds no user's scopes (UNCONFIRMED: Zoom's exact answer).
+        return reply::api_error(StatusCode::UNAUTHORIZED, 124, "Invalid access token.");
+    }
     match (method, segments.as_slice()) {
         (&Method::GET, ["users", id]) => get_user(shared, caller, id),
         (&Method::GET, ["users", id, "meetings"]) => list_meetings(shared, caller, id),
@@ -28,6 +35,23 @@ pub(crate) fn route(
         (&Method::DELETE, ["meetings", id]) => delete_meeting(shared, id),
         _ => reply::not_found(),
     }
+}
+
+/// `POST /v2/im/chat/messages`, a chatbot's message: app tokens only.
+fn chat_message(caller: &Caller, body: Option<&[u8]>) -> Response<Body> {
+    if !caller.app {
+        return reply::api_error(StatusCode::UNAUTHORIZED, 124, "Invalid access token.");
+    }
+    let sent: Map<String, Value> = body
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default();
+    let answer = serde_json::json!({
+        "message_id": super::jwt::random_id(16),
+        "robot_jid": sent.get("robot_jid").cloned().unwrap_or(Value::Null),
+        "sent_time": "2026-01-01T00:00:00Z",
+        "to_jid": sent.get("to_jid").cloned().unwrap_or(Value::Null),
+    });
+    reply::json(StatusCode::CREATED, &answer)
 }
 
 /// `me` is the caller; any other id must be a user of the account.

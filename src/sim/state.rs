@@ -105,7 +105,7 @@ impl Shared {
     /// so timing tells nothing about which part was wrong.
     pub(crate) fn authenticate(&self, client_id: &str, secret: &str) -> Option<&SimApp> {
         let mut found = None;
-        for app in &self.apps {
+        for app in self.apps.iter().filter(|a| !a.public) {
             let id_ok = app.client_id.as_bytes().ct_eq(client_id.as_bytes());
             let secret_ok = app.client_secret.as_bytes().ct_eq(secret.as_bytes());
             if bool::from(id_ok & secret_ok) {

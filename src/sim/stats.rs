@@ -13,6 +13,7 @@ pub struct SimStats {
     pub token_errors: u64,
     /// `/oauth/token` answers with `"error": "invalid_grant"` (a refresh token Zoom no
     /// longer takes, or a wrong PKCE verifier); also counted in `token_errors`.
+    #[serde(default)]
     pub invalid_grant: u64,
     /// Every `/v2/*` request.
     pub api_requests: u64,
@@ -28,6 +29,8 @@ pub struct TokenRequests {
     pub authorization_code: u64,
     pub refresh_token: u64,
     pub account_credentials: u64,
+    #[serde(default)]
+    pub client_credentials: u64,
 }
 
 /// The live counters. Atomics, because every request bumps one and none reads them
@@ -37,6 +40,7 @@ pub(crate) struct Counters {
     pub authorization_code: AtomicU64,
     pub refresh_token: AtomicU64,
     pub account_credentials: AtomicU64,
+    pub client_credentials: AtomicU64,
     pub token_errors: AtomicU64,
     pub invalid_grant: AtomicU64,
     pub api_requests: AtomicU64,
@@ -60,6 +64,7 @@ impl Counters {
                 authorization_code: get(&self.authorization_code),
                 refresh_token: get(&self.refresh_token),
                 account_credentials: get(&self.account_credentials),
+                client_credentials: get(&self.client_credentials),
             },
             token_errors: get(&self.token_errors),
             invalid_grant: get(&self.invalid_grant),

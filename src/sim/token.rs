@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 
 use super::codes::RedeemError;
-use super::config::SimConfig;
+use super::config::{SimApp, SimConfig};
 use super::faults::{self, Injected};
 use super::grants::{GrantKey, Pair, Ttls};
 use super::oauth::{self, Params};
@@ -22,6 +22,9 @@ use crate::body::Body;
 const USER_SCOPE: &str = "meeting:read meeting:write user:read";
 /// Scopes reported for S2S tokens.
 const S2S_SCOPE: &str = "meeting:read:admin meeting:write:admin user:read:admin";
+
+/// Scopes reported for app-level (`client_credentials`) tokens.
+const APP_SCOPE: &str = "imchat:bot";
 
 /// The success body, fields in Zoom's order.
 #[derive(Serialize)]
@@ -66,6 +69,7 @@ fn count_grant_type(shared: &Shared, grant_type: Option<&str>) {
         Some("authorization_code") => Counters::bump(&c.authorization_code),
         Some("refresh_token") => Counters::bump(&c.refresh_token),
         Some("account_credentials") => Counters::bump(&c.account_credentials),
+        Some("client_credentials") => Counters::bump(&c.client_credentials),
         _ => {}
     }
 }
@@ -76,17 +80,21 @@ fn answer(
     headers: &HeaderMap,
     params: &Params,
 ) -> Response<Body> {
-    let Some(app) = oauth::client_auth(shared, headers) else {
-        return reply::invalid_client();
+    let app = match oauth::client(shared, headers, params) {
+        Ok(app) => app,
+        Err(refused) => return refused.reply(),
     };
     if params.json_body {
         return reply::unsupported_grant_type();
     }
     let client_id = app.client_id.as_str();
     match params.get("grant_type") {
-        Some("authorization_code") => authorization_code(shared, settings, client_id, params),
+        Some("authorization_code") => authorization_code(shared, settings, app, params),
         Some("refresh_token") => refresh_token(shared, settings, client_id, params),
+        // App-level tokens need the app's secret: a public client has none.
+        Some("account_credentials" | "client_credentials") if app.public => reply::invalid_client(),
         Some("account_credentials") => account_credentials(shared, settings, client_id, params),
+        Some("client_credentials") => client_credentials(shared, settings, client_id),
         _ => reply::unsupported_grant_type(),
     }
 }
@@ -94,10 +102,19 @@ fn answer(
 fn authorization_code(
     shared: &Shared,
     settings: &Settings,
-    client_id: &str,
+    app: &SimApp,
     params: &Params,
 ) -> Response<Body> {
+    let client_id = app.client_id.as_str();
     let code = params.get("code").unwrap_or_default();
+    if app.public && params.get("code_verifier").is_none_or(str::is_empty) {
+        // A public client proves itself with PKCE alone (ZOOM.md §1.2).
+        return reply::oauth_error(
+            StatusCode::BAD_REQUEST,
+            "code_verifier is required for a public client.",
+            "invalid_request",
+        );
+    }
     let now_ms = shared.clock.now_ms();
     let redeemed = lock(&shared.codes).redeem(
         code,
@@ -122,6 +139,10 @@ fn authorization_code(
         }
         Err(RedeemError::BadVerifier) => return invalid_grant(shared, "Invalid code verifier"),
     };
+    if app.public && grant.challenge.is_none() {
+        // The code was issued without a challenge: nothing binds it to this client.
+        return invalid_grant(shared, "Invalid code verifier");
+    }
     let key = GrantKey::User {
         client_id: client_id.to_owned(),
         user: grant.user,
@@ -174,6 +195,26 @@ fn account_credentials(
             refresh_token: None,
             expires_in: settings.s2s_token_ttl.as_secs(),
             scope: S2S_SCOPE,
+            api_url: &shared.api_url,
+        },
+    )
+}
+
+/// `grant_type=client_credentials`: the app's own token (a General app's
+/// chatbot or event subscriptions, ZOOM.md §1.2), no refresh token. Like
+/// Server-to-Server tokens, each mint is its own and earlier ones stay valid.
+fn client_credentials(shared: &Shared, settings: &Settings, client_id: &str) -> Response<Body> {
+    let now_ms = shared.clock.now_ms();
+    let ttl_ms = millis(settings.s2s_token_ttl);
+    let token = lock(&shared.grants).issue_app(client_id, now_ms, ttl_ms);
+    reply::json(
+        StatusCode::OK,
+        &TokenAnswer {
+            access_token: &token,
+            token_type: "bearer",
+            refresh_token: None,
+            expires_in: settings.s2s_token_ttl.as_secs(),
+            scope: APP_SCOPE,
             api_url: &shared.api_url,
         },
     )

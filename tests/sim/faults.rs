@@ -291,6 +291,7 @@ async fn stats_count_every_kind_of_request() {
             authorization_code: 1,
             refresh_token: 2,
             account_credentials: 1,
+            client_credentials: 0,
         },
         token_errors: 2,
         invalid_grant: 1,

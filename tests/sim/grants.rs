@@ -132,6 +132,7 @@ async fn refresh_token_of_another_client_or_expired_is_invalid_grant() {
             grantmux::sim::SimApp {
                 client_id: "other".into(),
                 client_secret: "other-secret".into(),
+                public: false,
             },
         ],
         ..SimConfig::default()

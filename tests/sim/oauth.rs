@@ -236,3 +236,155 @@ async fn pkce_s256_accepts_the_verifier_and_refuses_a_mismatch() {
         .await;
     assert_eq!(f.token(&exchange(plain, "abc")).await.status, 200);
 }
+
+#[tokio::test]
+async fn credentials_in_the_form_body_are_accepted_and_must_agree_with_basic() {
+    let f = start_default().await;
+    let s2s = "grant_type=account_credentials&account_id=sim-account";
+    let posted = format!("{s2s}&client_id={CLIENT}&client_secret={SECRET}");
+    let resp = f
+        .send(f.request(Method::POST, "/oauth/token", None, &posted))
+        .await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    // Both methods at once: fine when they agree, invalid_request when not.
+    let both = f.request(
+        Method::POST,
+        "/oauth/token",
+        Some(&basic(CLIENT, SECRET)),
+        &posted,
+    );
+    assert_eq!(f.send(both).await.status, 200);
+    let differ = format!("{s2s}&client_id={CLIENT}&client_secret=other");
+    let both = f.request(
+        Method::POST,
+        "/oauth/token",
+        Some(&basic(CLIENT, SECRET)),
+        &differ,
+    );
+    let (status, body) = f.send(both).await.pair();
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_request")));
+    // A wrong secret in the body is a wrong secret.
+    let wrong = format!("{s2s}&client_id={CLIENT}&client_secret=wrong");
+    let resp = f
+        .send(f.request(Method::POST, "/oauth/token", None, &wrong))
+        .await;
+    assert_eq!(resp.json()["error"], "invalid_client");
+    // A confidential app's client_id alone is not a public client.
+    let id_only = format!("{s2s}&client_id={CLIENT}");
+    let resp = f
+        .send(f.request(Method::POST, "/oauth/token", None, &id_only))
+        .await;
+    assert_eq!(resp.json()["error"], "invalid_client");
+}
+
+fn with_public_client() -> SimConfig {
+    SimConfig {
+        apps: vec![
+            grantmux::sim::SimApp::default(),
+            grantmux::sim::SimApp {
+                client_id: "public-app".into(),
+                client_secret: String::new(),
+                public: true,
+            },
+        ],
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_public_client_exchanges_with_pkce_and_refreshes_with_its_client_id_alone() {
+    let f = start(with_public_client()).await;
+    let verifier = "a-public-verifier-of-enough-length-0123456789";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let query = format!("response_type=code&client_id=public-app&redirect_uri={REDIRECT}&code_challenge={challenge}&code_challenge_method=S256");
+    let post = |body: String| f.send(f.request(Method::POST, "/oauth/token", None, &body));
+    let exchange = |code: &str, verifier: Option<&str>| {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "public-app"),
+        ];
+        pairs.extend(verifier.map(|v| ("code_verifier", v)));
+        form(&pairs)
+    };
+
+    let code = f.authorize(&query).await;
+    let (status, body) = post(exchange(&code, None)).await.pair();
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_request")),
+        "PKCE is required"
+    );
+    let code = f.authorize(&query).await;
+    let tokens = post(exchange(&code, Some(verifier))).await;
+    assert_eq!(tokens.status, 200, "{:?}", tokens.body);
+    let refresh = field(&tokens.json(), "refresh_token");
+    let again = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh),
+        ("client_id", "public-app"),
+    ]);
+    let refreshed = post(again).await;
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
+    let access = field(&refreshed.json(), "access_token");
+    assert_eq!(f.api_get("/v2/users/me", &access).await.status, 200);
+
+    // A code issued without a challenge cannot be redeemed by a public client.
+    let bare = f
+        .authorize(&format!(
+            "response_type=code&client_id=public-app&redirect_uri={REDIRECT}"
+        ))
+        .await;
+    assert_eq!(
+        post(exchange(&bare, Some(verifier))).await.pair(),
+        (
+            400,
+            json!({"reason": "Invalid code verifier", "error": "invalid_grant"})
+        )
+    );
+    // No app-level tokens for a client without a secret.
+    let s2s =
+        post("grant_type=account_credentials&account_id=sim-account&client_id=public-app".into())
+            .await;
+    assert_eq!(s2s.json()["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn client_credentials_gives_an_app_token_for_app_level_routes_only() {
+    let f = start_default().await;
+    let resp = f.token("grant_type=client_credentials").await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    let answer = resp.json();
+    assert!(answer.get("refresh_token").is_none(), "{answer}");
+    assert_eq!(answer["token_type"], "bearer");
+    let app_token = field(&answer, "access_token");
+
+    let chat = |token: &str| {
+        let mut req = f.request(
+            Method::POST,
+            "/v2/im/chat/messages",
+            None,
+            r#"{"robot_jid":"bot@xmpp.zoom.us","to_jid":"u@xmpp.zoom.us"}"#,
+        );
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        f.send(req)
+    };
+    let sent = chat(&app_token).await;
+    assert_eq!(sent.status, 201, "{:?}", sent.body);
+    assert!(sent.json()["message_id"].is_string());
+    // Not a user's token: user routes refuse it, and a user's token is no bot's.
+    assert_eq!(
+        f.api_get("/v2/users/me", &app_token).await.pair(),
+        invalid_token()
+    );
+    let user = f.login("sim-user").await;
+    assert_eq!(
+        chat(&field(&user, "access_token")).await.pair(),
+        invalid_token()
+    );
+    assert_eq!(f.sim.stats().token_requests.client_credentials, 1);
+}
