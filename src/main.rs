@@ -95,9 +95,11 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     run_async(async move {
+        // Watching before the listeners open: a stop right after start is drained too.
+        let stop = grantmux::signal::shutdown_requested();
         let running =
             grantmux::app::Running::start(config, grantmux::app::StartOptions::default()).await?;
-        grantmux::signal::shutdown_requested().await;
+        stop.await;
         tracing::info!("shutdown requested; draining");
         running.shutdown().await?;
         Ok::<(), grantmux::app::RunError>(())

@@ -1,25 +1,39 @@
 //! Waiting for the operator's stop: SIGTERM (Kubernetes) or Ctrl-C.
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn shutdown_requested() {
+use std::future::Future;
+
+/// Starts watching for SIGTERM and SIGINT at once, and returns a future that
+/// resolves on the first of them.
+///
+/// Call it before the listeners open: until a handler is registered, SIGTERM
+/// keeps its default action and kills the process outright, so a stop that
+/// arrives between "ready" and the first poll would skip the drain and the
+/// last write of unsaved grants.
+pub fn shutdown_requested() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops grantmux");
-                let _ = tokio::signal::ctrl_c().await;
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM or SIGINT; falling back to Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -136,7 +136,7 @@ grant = {{ client_id = "sim-client", account_id = "sim-account" }}
         .await
         .expect("join");
     assert_ne!(code, Some(0), "exit status: {log:#?}");
-    assert!(code.is_some(), "it exits, not killed by a signal");
+    assert!(code.is_some(), "it exits, not killed by a signal: {log:#?}");
     let named = log
         .iter()
         .filter(|l| l.contains("sim-client/account:sim-account"))
