@@ -70,7 +70,7 @@ impl Harness {
             .iter()
             .map(|a| App {
                 client_id: a.client_id.clone(),
-                client_secret: a.client_secret.clone().into(),
+                client_secret: (!a.public).then(|| a.client_secret.clone().into()),
                 revoke_upstream: RevokePolicy::Never,
             })
             .collect();

@@ -54,6 +54,7 @@ pub(super) struct FileApp {
     pub(super) client_id: Option<String>,
     pub(super) client_secret_env: Option<String>,
     pub(super) client_secret_file: Option<String>,
+    pub(super) public: bool,
     pub(super) revoke_upstream: Option<String>,
 }
 

@@ -97,7 +97,9 @@ pub struct Zoom {
 #[derive(Clone, Debug)]
 pub struct App {
     pub client_id: String,
-    pub client_secret: Secret,
+    /// `None` for a public client (`public = true`): Zoom's public client IDs
+    /// for PKCE, which send their `client_id` and no secret.
+    pub client_secret: Option<Secret>,
     pub revoke_upstream: RevokePolicy,
 }
 

@@ -288,7 +288,7 @@ impl GrantHandle {
     pub(crate) fn keepalive_due(&self, now: UnixMillis) -> bool {
         let cur = self.current.load();
         let keepalive = self.ctx.refresh.keepalive.as_millis() as u64;
-        !matches!(self.key.subject, Subject::Account(_))
+        !self.key.subject.is_minted()
             && cur.dead.is_none()
             && cur.bearer.is_some()
             && now.saturating_sub(cur.issued_at_ms) >= keepalive

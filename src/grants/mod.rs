@@ -40,7 +40,7 @@ pub use self::handle::{GrantHandle, TokenError};
 pub use self::identity::hash;
 pub use self::model::{Binding, Grant, GrantState, Issued};
 pub use self::registry::Registry;
-pub use self::source::{SourceFuture, TokenSource};
+pub use self::source::{Mint, SourceFuture, TokenSource};
 pub use self::subject::{BadSubject, GrantKey, Subject};
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::attempt::Attempt;
 use super::current::{Current, Freshness};
 use super::handle::GrantHandle;
 use super::model::{Grant, Issued};
+use super::source::Mint;
 use super::Subject;
 use crate::clock::UnixMillis;
 use crate::config;
@@ -232,7 +233,11 @@ impl GrantHandle {
         let client_id = &self.key().client_id;
         let source = &self.ctx.source;
         match (&self.key().subject, &record.refresh_token) {
-            (Subject::Account(account_id), _) => ("mint", source.mint(client_id, account_id).await),
+            (Subject::Account(account_id), _) => {
+                let mint = Mint::Account(account_id);
+                ("mint", source.mint(client_id, mint).await)
+            }
+            (Subject::App, _) => ("mint", source.mint(client_id, Mint::App).await),
             (_, Some(token)) => ("refresh", source.refresh(client_id, token).await),
             // A user grant without a refresh token cannot be refreshed: as dead as a refused one.
             (_, None) => ("refresh", Err(ZoomTokenError::invalid_grant())),

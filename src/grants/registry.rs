@@ -125,11 +125,11 @@ impl Registry {
             .clone()
     }
 
-    /// A Server-to-Server grant with a token, minted under the grant's lock
-    /// (the Redis lease where the store is Redis) if nobody has yet. An account
-    /// Zoom refuses leaves no grant behind, whose refresher would otherwise
-    /// retry the mint forever.
-    pub async fn account_grant(&self, key: &GrantKey) -> Result<Arc<GrantHandle>, TokenError> {
+    /// A minted grant (Server-to-Server, or an app's `client_credentials`)
+    /// with a token, minted under the grant's lock (the Redis lease where the
+    /// store is Redis) if nobody has yet. A mint Zoom refuses leaves no grant
+    /// behind, whose refresher would otherwise retry the mint forever.
+    pub async fn minted_grant(&self, key: &GrantKey) -> Result<Arc<GrantHandle>, TokenError> {
         if self.get(key).is_none() {
             // Another replica may have minted it already.
             self.reload(key).await;

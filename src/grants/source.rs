@@ -10,6 +10,16 @@ use crate::secret::Secret;
 
 pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a mint asks Zoom for: a token with no user behind it and no refresh
+/// token, minted afresh whenever it runs out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mint<'a> {
+    /// `grant_type=account_credentials`: a Server-to-Server token.
+    Account(&'a str),
+    /// `grant_type=client_credentials`: the app's own token.
+    App,
+}
+
 /// The token calls the refresher and adoption make. Each one that succeeds has
 /// changed the grant at Zoom: its answer must be taken in, whoever still waits.
 pub trait TokenSource: Send + Sync + std::fmt::Debug + 'static {
@@ -20,11 +30,11 @@ pub trait TokenSource: Send + Sync + std::fmt::Debug + 'static {
         refresh_token: &'a Secret,
     ) -> SourceFuture<'a, Result<Issued, ZoomTokenError>>;
 
-    /// `grant_type=account_credentials`: a Server-to-Server token.
+    /// `account_credentials` or `client_credentials`.
     fn mint<'a>(
         &'a self,
         client_id: &'a str,
-        account_id: &'a str,
+        what: Mint<'a>,
     ) -> SourceFuture<'a, Result<Issued, ZoomTokenError>>;
 
     /// A caller's own form (an authorization-code exchange), forwarded as is.
@@ -56,10 +66,10 @@ impl TokenSource for ZoomTokenClient {
     fn mint<'a>(
         &'a self,
         client_id: &'a str,
-        account_id: &'a str,
+        what: Mint<'a>,
     ) -> SourceFuture<'a, Result<Issued, ZoomTokenError>> {
         Box::pin(async move {
-            ZoomTokenClient::mint(self, client_id, account_id)
+            ZoomTokenClient::mint(self, client_id, what)
                 .await
                 .map(issued)
         })

@@ -13,6 +13,9 @@ pub enum Subject {
     /// stored under this key before the identity lookup, so that a failed
     /// lookup (or a crash) loses nothing; once adopted, the record says where.
     Pending(String),
+    /// The app's own token (`grant_type=client_credentials`), written `app`:
+    /// one per app, no user, no refresh token.
+    App,
 }
 
 /// A grant's identity: one real Zoom credential per `(client_id, subject)`.
@@ -25,20 +28,16 @@ pub struct GrantKey {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("subject must be `user:<id>`, `account:<id>` or `pending:<hash>`")]
+#[error("subject must be `user:<id>`, `account:<id>`, `pending:<hash>` or `app`")]
 pub struct BadSubject;
 
 // === impl Subject ===
 
 impl Subject {
-    pub fn is_account(&self) -> bool {
-        matches!(self, Subject::Account(_))
-    }
-
-    pub fn id(&self) -> &str {
-        match self {
-            Subject::User(id) | Subject::Account(id) | Subject::Pending(id) => id,
-        }
+    /// Zoom mints this grant's tokens afresh (no refresh token, no user):
+    /// Server-to-Server and app grants.
+    pub fn is_minted(&self) -> bool {
+        matches!(self, Subject::Account(_) | Subject::App)
     }
 }
 
@@ -48,6 +47,7 @@ impl fmt::Display for Subject {
             Subject::User(id) => write!(f, "user:{id}"),
             Subject::Account(id) => write!(f, "account:{id}"),
             Subject::Pending(hash) => write!(f, "pending:{hash}"),
+            Subject::App => f.write_str("app"),
         }
     }
 }
@@ -56,6 +56,9 @@ impl FromStr for Subject {
     type Err = BadSubject;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "app" {
+            return Ok(Subject::App);
+        }
         match s.split_once(':') {
             Some(("user", id)) if !id.is_empty() => Ok(Subject::User(id.to_owned())),
             Some(("account", id)) if !id.is_empty() => Ok(Subject::Account(id.to_owned())),

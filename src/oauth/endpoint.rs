@@ -30,8 +30,9 @@ use crate::secret::Secret;
 /// Virtual access tokens live as long as Zoom's user tokens, so callers refresh
 /// on the schedule they already have; the real grant is kept fresh underneath.
 pub const VIRTUAL_ACCESS_TTL_SECS: u64 = 3599;
-/// The one binding all Server-to-Server callers of an account share: S2S
-/// callers ask for a token every hour, and a binding each would grow forever.
+/// The one binding all callers of a minted grant (Server-to-Server, or an
+/// app's `client_credentials`) share: they ask for a token every hour, and a
+/// binding each would grow forever.
 const S2S_BINDING: &str = "s2s";
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -43,7 +44,8 @@ pub struct OAuthEndpoint {
     /// Virtual tokens are dated by it (tests advance it).
     clock: Clock,
     zoom: ZoomTokenClient,
-    apps: HashMap<String, (Secret, RevokePolicy)>,
+    /// Each app's secret (`None`: a public client) and revoke policy.
+    apps: HashMap<String, (Option<Secret>, RevokePolicy)>,
     public_url: String,
     authorize_url: String,
     /// The `[[caller]]` names per grant: holders with no binding, which
@@ -121,12 +123,23 @@ impl OAuthEndpoint {
                     .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
                 self.refresh(&client_id, token).await
             }
+            // Tokens with no user behind them need the app's secret: a
+            // public client cannot have them, at Zoom or here.
+            Some("account_credentials" | "client_credentials") if self.is_public(&client_id) => {
+                Err(OAuthError::InvalidClient)
+            }
             Some("account_credentials") => {
                 let account_id = params
                     .get("account_id")
                     .filter(|a| !a.is_empty())
                     .ok_or(OAuthError::InvalidRequest("account_id is required"))?;
-                self.account_credentials(&client_id, account_id).await
+                let subject = Subject::Account(account_id.clone());
+                self.minted(&client_id, subject, "server-to-server callers")
+                    .await
+            }
+            Some("client_credentials") => {
+                self.minted(&client_id, Subject::App, "app-level callers")
+                    .await
             }
             _ => Err(OAuthError::UnsupportedGrantType),
         }
@@ -233,16 +246,19 @@ impl OAuthEndpoint {
         self.answer(&grant, &binding, true)
     }
 
-    async fn account_credentials(
+    /// A grant Zoom mints (Server-to-Server or the app's own): one per
+    /// subject, minted single-flight, shared by every caller through one binding.
+    async fn minted(
         &self,
         client_id: &str,
-        account_id: &str,
+        subject: Subject,
+        label: &str,
     ) -> Result<Response<Body>, OAuthError> {
-        let key = GrantKey::new(client_id, Subject::Account(account_id.to_owned()));
-        let grant = self.registry.account_grant(&key).await?;
+        let key = GrantKey::new(client_id, subject);
+        let grant = self.registry.minted_grant(&key).await?;
         grant.token().await?;
         if !grant.binding_is_live(S2S_BINDING) {
-            let mut binding = self.new_binding("server-to-server callers", None);
+            let mut binding = self.new_binding(label, None);
             binding.id = S2S_BINDING.to_owned();
             grant.add_binding(binding).await?;
         }
@@ -331,21 +347,35 @@ impl OAuthEndpoint {
         Ok((client_id, request.params))
     }
 
+    /// The app these credentials prove: a confidential app by its secret
+    /// (constant-time), a public app by its client ID alone, as at Zoom. A
+    /// public client's virtual refresh token is then its only credential, as
+    /// a refresh token is at Zoom.
     fn authenticate(&self, credentials: &Credentials) -> Result<String, OAuthError> {
-        let Credentials::Confidential { client_id, secret } = credentials else {
-            return Err(OAuthError::InvalidClient);
-        };
+        let client_id = credentials.client_id();
         let (expected, _) = self.apps.get(client_id).ok_or(OAuthError::InvalidClient)?;
-        if bool::from(
-            expected
-                .expose()
-                .as_bytes()
-                .ct_eq(secret.expose().as_bytes()),
-        ) {
-            Ok(client_id.clone())
+        let proven = match (credentials, expected) {
+            (Credentials::Confidential { secret, .. }, Some(expected)) => bool::from(
+                expected
+                    .expose()
+                    .as_bytes()
+                    .ct_eq(secret.expose().as_bytes()),
+            ),
+            (Credentials::Public { .. }, None) => true,
+            // A secret for a public app, or none for a confidential one.
+            _ => false,
+        };
+        if proven {
+            Ok(client_id.to_owned())
         } else {
             Err(OAuthError::InvalidClient)
         }
+    }
+
+    fn is_public(&self, client_id: &str) -> bool {
+        self.apps
+            .get(client_id)
+            .is_some_and(|(secret, _)| secret.is_none())
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::body;
 use crate::config::Config;
+use crate::grants::Mint;
 use crate::secret::Secret;
 use crate::upstream::{describe_error, UpstreamClient};
 
@@ -60,7 +61,8 @@ pub struct ZoomTokenClient {
     token_uri: Uri,
     revoke_uri: Uri,
     me_uri: Uri,
-    apps: HashMap<String, Secret>,
+    /// Each app's secret; `None` for a public client.
+    apps: HashMap<String, Option<Secret>>,
     timeout: Duration,
 }
 
@@ -142,12 +144,19 @@ impl ZoomTokenClient {
     pub async fn mint(
         &self,
         client_id: &str,
-        account_id: &str,
+        what: Mint<'_>,
     ) -> Result<TokenResponse, ZoomTokenError> {
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "account_credentials")
-            .append_pair("account_id", account_id)
-            .finish();
+        // The serializer is not `Send`: it must be gone before the await.
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            match what {
+                Mint::Account(account_id) => form
+                    .append_pair("grant_type", "account_credentials")
+                    .append_pair("account_id", account_id),
+                Mint::App => form.append_pair("grant_type", "client_credentials"),
+            };
+            form.finish()
+        };
         self.post(client_id, form).await
     }
 
@@ -211,23 +220,33 @@ impl ZoomTokenClient {
         classify(status, &bytes)
     }
 
-    /// POSTs a form with the app's Basic credentials; returns Zoom's status and body.
+    /// POSTs a form with the app's Basic credentials, or a public client's
+    /// `client_id` in the form (no secret, no `Authorization`, as Zoom asks of
+    /// public clients); returns Zoom's status and body.
     async fn exchange(
         &self,
         client_id: &str,
         uri: &Uri,
-        form: String,
+        mut form: String,
     ) -> Result<(StatusCode, Bytes), ZoomTokenError> {
         let secret = self.apps.get(client_id).ok_or(ZoomTokenError::UnknownApp)?;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{client_id}:{}", secret.expose()));
-        let mut auth = http::HeaderValue::try_from(format!("Basic {basic}"))
-            .map_err(|_| ZoomTokenError::UnknownApp)?;
-        auth.set_sensitive(true);
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(uri.clone())
-            .header(header::AUTHORIZATION, auth)
+        let mut req = Request::builder().method(Method::POST).uri(uri.clone());
+        match secret {
+            Some(secret) => {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{client_id}:{}", secret.expose()));
+                let mut auth = http::HeaderValue::try_from(format!("Basic {basic}"))
+                    .map_err(|_| ZoomTokenError::UnknownApp)?;
+                auth.set_sensitive(true);
+                req = req.header(header::AUTHORIZATION, auth);
+            }
+            None => {
+                let mut pairs = form_urlencoded::Serializer::for_suffix(form, 0);
+                pairs.append_pair("client_id", client_id);
+                form = pairs.finish();
+            }
+        }
+        let req = req
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .body(body::full(form))

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod client;
+mod client_auth;
 mod revoke;
 mod sharing;
 mod support;

@@ -23,7 +23,14 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.zoom.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
     assert_eq!(c.apps.len(), 1);
     assert_eq!(c.apps[0].client_id, "app1");
-    assert_eq!(c.apps[0].client_secret.expose(), APP_SECRET);
+    assert_eq!(
+        c.apps[0]
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose())
+            .unwrap_or_default(),
+        APP_SECRET
+    );
     assert_eq!(c.apps[0].revoke_upstream, RevokePolicy::Never);
     let state = Path::new(BASE).join("grantmux-state");
     assert_eq!(c.store.backend, StoreBackend::File { path: state });

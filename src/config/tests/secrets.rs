@@ -34,11 +34,25 @@ fn file_secret_is_resolved_and_trimmed() {
     let env = env().file("secrets/zoom", "file-secret-value\n");
     let text = app("client_secret_file = \"./secrets/zoom\"");
     let c = Config::from_toml_str(&text, &env).expect("valid");
-    assert_eq!(c.apps[0].client_secret.expose(), "file-secret-value");
+    assert_eq!(
+        c.apps[0]
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose())
+            .unwrap_or_default(),
+        "file-secret-value"
+    );
     let env = MapEnv::new(BASE).file("/run/secrets/zoom", "abs-secret \r\n\n");
     let text = app("client_secret_file = \"/run/secrets/zoom\"");
     let c = Config::from_toml_str(&text, &env).expect("valid");
-    assert_eq!(c.apps[0].client_secret.expose(), "abs-secret");
+    assert_eq!(
+        c.apps[0]
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose())
+            .unwrap_or_default(),
+        "abs-secret"
+    );
 }
 
 #[test]
@@ -165,4 +179,18 @@ fn redis_credentials_are_never_inline() {
         panic!("not redis");
     };
     assert_eq!(url.expose(), "rediss://user:pw-value@redis.internal:6380");
+}
+
+#[test]
+fn a_public_app_has_no_secret_and_refuses_one() {
+    let c = Config::from_toml_str(&app("public = true"), &env()).expect("valid");
+    assert!(c.apps[0].client_secret.is_none());
+    let m = fails_on(
+        &app("public = true\nclient_secret_env = \"ZOOM_SECRET\""),
+        &env(),
+        "app[0].client_secret_env",
+    );
+    assert!(m.contains("app[0].public"), "{m}");
+    // Without `public`, a secret is still required.
+    fails_on(&app(""), &env(), "app[0].client_secret_env");
 }

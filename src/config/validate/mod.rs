@@ -148,12 +148,27 @@ fn apps(raw: Vec<FileApp>, env: &dyn Env) -> Result<Vec<App>, ConfigError> {
 
 fn app(prefix: &str, raw: FileApp, env: &dyn Env) -> Result<App, ConfigError> {
     let client_id = required(prefix, "client_id", raw.client_id)?;
-    let client_secret = one_secret(
-        env,
-        prefix,
-        ("client_secret_env", raw.client_secret_env.as_deref()),
-        ("client_secret_file", raw.client_secret_file.as_deref()),
-    )?;
+    let client_secret = if raw.public {
+        // A public client has no secret: one configured is a mistake.
+        let set = [
+            ("client_secret_env", raw.client_secret_env.is_some()),
+            ("client_secret_file", raw.client_secret_file.is_some()),
+        ];
+        if let Some((key, _)) = set.iter().find(|(_, is_set)| *is_set) {
+            return Err(ConfigError::Conflict {
+                key: format!("{prefix}.{key}"),
+                other: format!("{prefix}.public"),
+            });
+        }
+        None
+    } else {
+        Some(one_secret(
+            env,
+            prefix,
+            ("client_secret_env", raw.client_secret_env.as_deref()),
+            ("client_secret_file", raw.client_secret_file.as_deref()),
+        )?)
+    };
     let revoke_upstream = match raw.revoke_upstream.as_deref() {
         None | Some("never") => RevokePolicy::Never,
         Some("last_binding") => RevokePolicy::LastBinding,

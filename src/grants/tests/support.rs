@@ -1,6 +1,7 @@
 //! A fake Zoom token endpoint and a store that can misbehave on cue, for the
 //! refresh core's own tests. The real ones run in `tests/`.
 
+use crate::grants::Mint;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -152,7 +153,7 @@ impl TokenSource for FakeZoom {
     fn mint<'a>(
         &'a self,
         _: &'a str,
-        _: &'a str,
+        _: Mint<'a>,
     ) -> SourceFuture<'a, Result<Issued, ZoomTokenError>> {
         Box::pin(self.answer())
     }
