@@ -1,8 +1,10 @@
 //! `deploy/`: every config there passes `grantmux check`, and every kustomization
 //! renders (with `kubectl kustomize`) to manifests that keep the safety properties:
 //! non-root, read-only root filesystem, no capabilities, probes on grantmux's admin
-//! port, the proxy on loopback in the sidecar layout, secrets only from Secrets, and
-//! never a per-pod file store with more than one replica.
+//! port, the proxy on loopback in the sidecar layout, secrets only from Secrets,
+//! never a per-pod file store with more than one replica, and, where grantmux
+//! intercepts Zoom's names, its CA key on a volume no other container mounts and an
+//! app that reaches the forward proxy and trusts the CA through the shared bundle.
 //!
 //! These tests need kubectl. Without it they fail, loudly: they never skip.
 //! Schema validation and the Dockerfile lint need tools from PyPI and live in
@@ -23,7 +25,13 @@ const DUMMY_REDIS_URL: &str = "redis://:dummy-password@127.0.0.1:6379/0";
 const SINGLE_REPLICA: &str = "kubernetes/sidecar/single-replica";
 const REPLICATED: &str = "kubernetes/sidecar/replicated";
 const CENTRAL: &str = "kubernetes/central";
-const ALL_LAYOUTS: [&str; 3] = [SINGLE_REPLICA, REPLICATED, CENTRAL];
+const INTERCEPT: &str = "kubernetes/sidecar/intercept";
+const ALL_LAYOUTS: [&str; 4] = [SINGLE_REPLICA, REPLICATED, CENTRAL, INTERCEPT];
+
+/// The variables through which an app trusts grantmux's CA, each pointing at the
+/// exported bundle: Node adds its certificates to its own roots; Python requests and
+/// OpenSSL/Go replace theirs with it.
+const CA_VARIABLES: [&str; 3] = ["NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"];
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -285,6 +293,7 @@ fn problems(objects: &[Value]) -> Vec<String> {
                 problems.extend(probes(g));
                 problems.extend(secrets(g));
                 problems.extend(store_rule(objects, g));
+                problems.extend(interception(g));
             }
         }
         Err(e) => problems.push(e),
@@ -443,7 +452,9 @@ fn secret_files(g: &Grantmux<'_>) -> Vec<String> {
     file_keys(&g.config, "", &mut files);
     files
         .into_iter()
-        .filter(|(key, _)| key != "zoom.ca_file")
+        // Certificates, not secrets: extra roots for Zoom, and the interception CA's
+        // certificate (its key, intercept.ca_key_file, stays under this rule).
+        .filter(|(key, _)| key != "zoom.ca_file" && key != "intercept.ca_cert_file")
         .filter(|(_, path)| {
             let on_secret = volume_over(g.workload, g.container, Path::new(path))
                 .is_some_and(|(_, volume)| volume["secret"].is_object());
@@ -525,6 +536,176 @@ fn store_rule(objects: &[Value], g: &Grantmux<'_>) -> Vec<String> {
     problems
 }
 
+fn optional_listen_addr(config: &toml::Value, key: &str) -> Option<SocketAddr> {
+    config_str(config, "listen", key).map(|a| a.parse().expect("listen address"))
+}
+
+/// Whether grantmux answers as Zoom's hosts: a forward proxy or a TLS listener.
+fn intercepts(config: &toml::Value) -> bool {
+    optional_listen_addr(config, "forward_proxy").is_some()
+        || optional_listen_addr(config, "tls").is_some()
+}
+
+/// Where the interception CA's key lives: `intercept.ca_key_file`, or by default
+/// `<store.path>/intercept-ca.key` with the file store (as grantmux resolves it).
+fn ca_key_path(config: &toml::Value) -> Option<PathBuf> {
+    if let Some(key) = config_str(config, "intercept", "ca_key_file") {
+        return Some(PathBuf::from(key));
+    }
+    (backend(config) == "file").then(|| {
+        let store = config_str(config, "store", "path").unwrap_or("./grantmux-state");
+        Path::new(store).join("intercept-ca.key")
+    })
+}
+
+/// The pod volume a container reaches `file` through, and the file's path inside it.
+fn file_in_volume<'a>(
+    workload: &'a Value,
+    c: &'a Value,
+    file: &Path,
+) -> Option<(&'a str, PathBuf)> {
+    let (mount, volume) = volume_over(workload, c, file)?;
+    let rel = file.strip_prefix(mount).ok()?.to_owned();
+    Some((volume["name"].as_str()?, rel))
+}
+
+/// The mount of volume `volume` in container `c`, if it has one.
+fn mount_of<'a>(c: &'a Value, volume: &str) -> Option<&'a Value> {
+    items(&c["volumeMounts"])
+        .iter()
+        .find(|m| m["name"] == volume)
+}
+
+fn env_value<'a>(c: &'a Value, var: &str) -> Option<&'a str> {
+    items(&c["env"])
+        .iter()
+        .find(|v| v["name"] == var)
+        .and_then(|v| v["value"].as_str())
+}
+
+/// With interception on: the CA key is on a volume grantmux mounts and no other
+/// container of the pod does (a shared volume would hand the app, or anything in it,
+/// a key that signs for Zoom's names), and the bundle is not beside it. In a sidecar
+/// with a forward proxy, every app container goes through it (`HTTPS_PROXY`, with
+/// loopback in `NO_PROXY`) and trusts the CA through [`CA_VARIABLES`], each naming
+/// the file grantmux exports, on an emptyDir the app mounts read-only.
+fn interception(g: &Grantmux<'_>) -> Vec<String> {
+    if !intercepts(&g.config) {
+        return Vec::new();
+    }
+    let at = name(g.workload);
+    let pod = pod_spec(g.workload);
+    let mut problems = Vec::new();
+    let key_volume = match ca_key_path(&g.config) {
+        None => {
+            problems.push(format!(
+                "{at}: interception on, but no place for the CA key"
+            ));
+            None
+        }
+        Some(key) => match file_in_volume(g.workload, g.container, &key) {
+            None => {
+                problems.push(format!(
+                    "{at}: the interception CA key {} is on no volume of grantmux",
+                    key.display()
+                ));
+                None
+            }
+            Some((volume, _)) => {
+                for c in containers(pod).filter(|c| c["name"] != "grantmux") {
+                    if mount_of(c, volume).is_some() {
+                        problems.push(format!(
+                            "{at}: the interception CA key {} is on volume {volume}, which {} mounts too",
+                            key.display(),
+                            c["name"].as_str().unwrap_or("?")
+                        ));
+                    }
+                }
+                Some(volume)
+            }
+        },
+    };
+    let bundle = config_str(&g.config, "intercept", "ca_bundle_export").map(Path::new);
+    let bundle_at = bundle.and_then(|b| file_in_volume(g.workload, g.container, b));
+    if let (Some(b), None) = (bundle, &bundle_at) {
+        problems.push(format!(
+            "{at}: intercept.ca_bundle_export {} is on no volume of grantmux",
+            b.display()
+        ));
+    }
+    if let (Some((volume, _)), Some(key_volume)) = (&bundle_at, key_volume) {
+        if *volume == key_volume {
+            problems.push(format!(
+                "{at}: the CA bundle is on volume {volume}, beside the CA key"
+            ));
+        }
+    }
+    let Some(forward) = optional_listen_addr(&g.config, "forward_proxy") else {
+        return problems;
+    };
+    if !g.native_sidecar {
+        return problems;
+    }
+    if !forward.ip().is_loopback() {
+        problems.push(format!(
+            "{at}: listen.forward_proxy {forward} is not loopback"
+        ));
+    }
+    let Some((bundle_volume, bundle_rel)) = bundle_at else {
+        problems.push(format!(
+            "{at}: a sidecar forward proxy without intercept.ca_bundle_export: the app cannot trust the CA"
+        ));
+        return problems;
+    };
+    let shared = items(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == bundle_volume)
+        .is_some_and(|v| v["emptyDir"].is_object());
+    if !shared {
+        problems.push(format!(
+            "{at}: the CA bundle's volume {bundle_volume} is not an emptyDir"
+        ));
+    }
+    for app in items(&pod["containers"]) {
+        let app_name = app["name"].as_str().unwrap_or("?");
+        let proxy_url = format!("http://{forward}");
+        for var in ["HTTPS_PROXY", "https_proxy"] {
+            if env_value(app, var) != Some(proxy_url.as_str()) {
+                problems.push(format!("{at}/{app_name}: {var} is not {proxy_url}"));
+            }
+        }
+        for var in ["NO_PROXY", "no_proxy"] {
+            let list: Vec<&str> = env_value(app, var)
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .collect();
+            for host in ["localhost", "127.0.0.1"] {
+                if !list.contains(&host) {
+                    problems.push(format!("{at}/{app_name}: {var} lacks {host}"));
+                }
+            }
+        }
+        match mount_of(app, bundle_volume) {
+            Some(m) if m["readOnly"] == true => {}
+            Some(_) => problems.push(format!(
+                "{at}/{app_name}: mounts {bundle_volume} writable: it could replace the bundle grantmux wrote"
+            )),
+            None => problems.push(format!("{at}/{app_name}: does not mount {bundle_volume}")),
+        }
+        for var in CA_VARIABLES {
+            let target =
+                env_value(app, var).and_then(|p| file_in_volume(g.workload, app, Path::new(p)));
+            if target.as_ref().map(|(v, rel)| (*v, rel)) != Some((bundle_volume, &bundle_rel)) {
+                problems.push(format!(
+                    "{at}/{app_name}: {var} does not name the CA bundle grantmux exports"
+                ));
+            }
+        }
+    }
+    problems
+}
+
 fn assert_no_problems(dir: &str, objects: &[Value]) {
     let problems = problems(objects);
     assert!(
@@ -550,18 +731,8 @@ fn every_layout_keeps_the_safety_rules() {
 /// The sidecar layout: grantmux is a native sidecar, its proxy is on loopback, and
 /// the app reaches it there.
 fn assert_sidecar(dir: &str, objects: &[Value]) {
-    let g = the_grantmux(objects);
-    assert!(
-        g.native_sidecar,
-        "{dir}: grantmux is not an init container with restartPolicy Always"
-    );
+    let g = assert_native_sidecar_on_loopback(dir, objects);
     let proxy = listen_addr(&g.config, "proxy");
-    assert!(
-        proxy.ip().is_loopback(),
-        "{dir}: listen.proxy {proxy} is not loopback"
-    );
-    let public = config_str(&g.config, "listen", "public_url").expect("public_url");
-    assert_eq!(public, format!("http://{proxy}"), "{dir}");
     let app_env: Vec<&str> = items(&pod_spec(g.workload)["containers"])
         .iter()
         .flat_map(|c| items(&c["env"]))
@@ -575,6 +746,24 @@ fn assert_sidecar(dir: &str, objects: &[Value]) {
     );
 }
 
+/// grantmux is a native sidecar, and its proxy listener is on loopback and is the
+/// URL it gives out.
+fn assert_native_sidecar_on_loopback<'a>(dir: &str, objects: &'a [Value]) -> Grantmux<'a> {
+    let g = the_grantmux(objects);
+    assert!(
+        g.native_sidecar,
+        "{dir}: grantmux is not an init container with restartPolicy Always"
+    );
+    let proxy = listen_addr(&g.config, "proxy");
+    assert!(
+        proxy.ip().is_loopback(),
+        "{dir}: listen.proxy {proxy} is not loopback"
+    );
+    let public = config_str(&g.config, "listen", "public_url").expect("public_url");
+    assert_eq!(public, format!("http://{proxy}"), "{dir}");
+    g
+}
+
 #[test]
 fn single_replica_keeps_one_pod_with_the_file_store_on_a_claim() {
     let objects = render(SINGLE_REPLICA);
@@ -583,6 +772,62 @@ fn single_replica_keeps_one_pod_with_the_file_store_on_a_claim() {
     assert_eq!(backend(&g.config), "file");
     assert_eq!(replicas(g.workload), 1);
     assert_eq!(g.workload["spec"]["strategy"]["type"], "Recreate");
+}
+
+/// The interception overlay: grantmux's forward proxy on loopback; the app goes
+/// through it and trusts the CA through the bundle on the shared emptyDir; the CA key
+/// stays on grantmux's state claim, which the app does not mount. (`problems`, run on
+/// every layout, enforces the same; this test pins the overlay's concrete choices.)
+#[test]
+fn intercept_gives_the_app_the_forward_proxy_and_the_bundle_never_the_key() {
+    let objects = render(INTERCEPT);
+    assert_no_problems(INTERCEPT, &objects);
+    let g = assert_native_sidecar_on_loopback(INTERCEPT, &objects);
+    assert_eq!(backend(&g.config), "file");
+    assert_eq!(replicas(g.workload), 1);
+    assert_eq!(g.workload["spec"]["strategy"]["type"], "Recreate");
+
+    let forward = optional_listen_addr(&g.config, "forward_proxy").expect("listen.forward_proxy");
+    assert_eq!(forward, "127.0.0.1:3128".parse().expect("addr"));
+    assert!(interception(&g).is_empty(), "{:?}", interception(&g));
+
+    let pod = pod_spec(g.workload);
+    let app = items(&pod["containers"])
+        .iter()
+        .find(|c| c["name"] == "app")
+        .expect("the app container");
+    assert_eq!(env_value(app, "HTTPS_PROXY"), Some("http://127.0.0.1:3128"));
+    let bundle = config_str(&g.config, "intercept", "ca_bundle_export").expect("ca_bundle_export");
+    for var in CA_VARIABLES {
+        assert_eq!(env_value(app, var), Some(bundle), "{var}");
+    }
+    let (shared, _) = file_in_volume(g.workload, app, Path::new(bundle)).expect("bundle volume");
+    assert!(
+        items(&pod["volumes"])
+            .iter()
+            .any(|v| v["name"] == shared && v["emptyDir"].is_object()),
+        "the bundle is on an emptyDir"
+    );
+
+    let key = ca_key_path(&g.config).expect("CA key path");
+    assert_eq!(key, Path::new("/var/lib/grantmux/intercept-ca.key"));
+    let (key_volume, _) = file_in_volume(g.workload, g.container, &key).expect("key volume");
+    assert_ne!(key_volume, shared, "the CA key is not on the shared volume");
+    let claim = items(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == key_volume)
+        .and_then(|v| v["persistentVolumeClaim"]["claimName"].as_str());
+    assert_eq!(
+        claim,
+        Some("grantmux-state"),
+        "the CA key is on the state claim"
+    );
+    assert!(
+        mount_of(app, key_volume).is_none(),
+        "the app does not mount the state claim"
+    );
+    // The app's Zoom URLs are in its code: the base's URL settings are gone.
+    assert_eq!(env_value(app, "ZOOM_API_URL"), None);
 }
 
 #[test]
@@ -772,4 +1017,68 @@ fn credentials_next_to_secret_references_are_caught() {
     ));
     assert!(!only_secret_refs("redis://:pw@redis:6379/0", &from_secret));
     assert!(!only_secret_refs("$(OTHER)", &from_secret));
+}
+
+/// The ConfigMap holding grantmux's proxy.toml, as rendered.
+fn config_text_mut(objects: &mut [Value]) -> &mut Value {
+    let map = objects
+        .iter_mut()
+        .find(|o| kind(o) == "ConfigMap" && name(o).starts_with("grantmux-config"))
+        .expect("grantmux's ConfigMap");
+    &mut map["data"]["proxy.toml"]
+}
+
+#[test]
+fn a_shared_or_missing_interception_ca_is_caught() {
+    // The app mounts grantmux's state claim, where the CA key lives.
+    let mut objects = render(INTERCEPT);
+    let pod = &mut deployment_mut(&mut objects, INTERCEPT)["spec"]["template"]["spec"];
+    pod["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .expect("app mounts")
+        .push(serde_json::json!({ "name": "grantmux-state", "mountPath": "/state", "readOnly": true }));
+    assert_caught(&objects, "grantmux-state, which app mounts too");
+
+    // The CA key moved into the folder the app shares.
+    let mut objects = render(INTERCEPT);
+    let text = config_text_mut(&mut objects);
+    let moved = text.as_str().expect("proxy.toml").replace(
+        "[intercept]\n",
+        "[intercept]\nca_cert_file = \"/grantmux-ca/ca.crt\"\nca_key_file = \"/grantmux-ca/ca.key\"\n",
+    );
+    *text = Value::from(moved);
+    assert_caught(&objects, "which app mounts too");
+    assert_caught(&objects, "beside the CA key");
+
+    // The app trusts something else, bypasses the proxy, or may rewrite the bundle.
+    let mut objects = render(INTERCEPT);
+    let pod = &mut deployment_mut(&mut objects, INTERCEPT)["spec"]["template"]["spec"];
+    let app = &mut pod["containers"][0];
+    for var in app["env"].as_array_mut().expect("env") {
+        if var["name"] == "SSL_CERT_FILE" {
+            var["value"] = Value::from("/etc/ssl/certs/ca-certificates.crt");
+        }
+        if var["name"] == "HTTPS_PROXY" {
+            var["value"] = Value::from("http://127.0.0.1:8080");
+        }
+    }
+    for mount in app["volumeMounts"].as_array_mut().expect("mounts") {
+        mount["readOnly"] = Value::from(false);
+    }
+    assert_caught(&objects, "SSL_CERT_FILE does not name the CA bundle");
+    assert_caught(&objects, "HTTPS_PROXY is not http://127.0.0.1:3128");
+    assert_caught(&objects, "mounts grantmux-ca writable");
+
+    // The forward proxy on every address of the pod.
+    let mut objects = render(INTERCEPT);
+    let text = config_text_mut(&mut objects);
+    let open = text.as_str().expect("proxy.toml").replace(
+        "forward_proxy = \"127.0.0.1:3128\"",
+        "forward_proxy = \"0.0.0.0:3128\"",
+    );
+    *text = Value::from(open);
+    assert_caught(
+        &objects,
+        "listen.forward_proxy 0.0.0.0:3128 is not loopback",
+    );
 }
