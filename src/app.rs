@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::{Config, StoreBackend};
 use crate::grants::vtoken::Signer;
 use crate::grants::{Adopting, LegacyIndex, RefreshCtx, Registry, Tasks};
+use crate::intercept::{check_upstream, CaError, ForwardProxy, Interception, UpstreamLoop};
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
@@ -35,6 +36,12 @@ pub struct StartOptions {
 pub struct Running {
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// `listen.forward_proxy`, once bound.
+    pub forward_proxy_addr: Option<SocketAddr>,
+    /// `listen.tls`, once bound.
+    pub tls_addr: Option<SocketAddr>,
+    /// The interception CA's certificate, when a listener intercepts.
+    pub intercept_ca_pem: Option<String>,
     pub registry: Arc<Registry>,
     pub metrics: MetricsRegistry,
     pub store: Arc<dyn GrantStore>,
@@ -54,6 +61,10 @@ pub enum StartError {
     Tls(#[from] TlsSetupError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("interception CA: {0}")]
+    Intercept(#[from] CaError),
+    #[error(transparent)]
+    UpstreamLoop(#[from] UpstreamLoop),
 }
 
 // === impl Running ===
@@ -95,10 +106,48 @@ impl Running {
             clock: options.clock.clone(),
         }));
 
+        // Before any listener opens: the exported bundle must exist by the time
+        // `/healthz` answers, since apps in the pod start on it.
+        let interception = if config.intercepts() {
+            Some(Interception::start(&config)?)
+        } else {
+            None
+        };
         let proxy_listener = bind("proxy", config.listen.proxy).await?;
         let admin_listener = bind("admin", config.listen.admin).await?;
         let proxy_addr = local_addr(&proxy_listener, "proxy", config.listen.proxy)?;
         let admin_addr = local_addr(&admin_listener, "admin", config.listen.admin)?;
+        let forward_listener = match config.listen.forward_proxy {
+            Some(addr) => Some(bind("forward_proxy", addr).await?),
+            None => None,
+        };
+        let tls_listener = match config.listen.tls {
+            Some(addr) => Some(bind("tls", addr).await?),
+            None => None,
+        };
+        let forward_proxy_addr = forward_listener
+            .as_ref()
+            .map(|l| local_addr(l, "forward_proxy", config.listen.proxy))
+            .transpose()?;
+        let tls_addr = tls_listener
+            .as_ref()
+            .map(|l| local_addr(l, "tls", config.listen.proxy))
+            .transpose()?;
+        // With Zoom's names pointed here (hosts file, hostAliases), every
+        // forwarded call would come back: refuse to start rather than loop.
+        let own: Vec<(&'static str, SocketAddr)> = [
+            Some(("proxy", proxy_addr)),
+            tls_addr.map(|a| ("tls", a)),
+            forward_proxy_addr.map(|a| ("forward_proxy", a)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let upstream = config.clone();
+        // Resolution may block; a panic in it (logged by the hook) proves no loop.
+        tokio::task::spawn_blocking(move || check_upstream(&upstream, &own))
+            .await
+            .unwrap_or(Ok(()))?;
         let limits = ServerLimits::from(&config);
         // The struct-update below only reads `Copy` fields of `limits`.
         let admin_limits = ServerLimits {
@@ -126,7 +175,40 @@ impl Running {
             metrics.clone(),
             options.clock.clone(),
         ));
-        let tasks = vec![
+        let mut tasks = Vec::new();
+        if let Some(interception) = &interception {
+            if let Some(listener) = tls_listener {
+                let proxy = proxy.clone();
+                let acceptor = tokio_rustls::TlsAcceptor::from(interception.tls.clone());
+                tasks.push(tokio::spawn(serve(
+                    listener,
+                    Some(acceptor),
+                    limits.clone(),
+                    move |req| proxy.clone().handle(req),
+                    stopped(shutdown_rx.clone()),
+                )));
+            }
+            if let Some(listener) = forward_listener {
+                let forward = Arc::new(ForwardProxy::new(
+                    &config,
+                    proxy.clone(),
+                    interception.tls.clone(),
+                    shutdown_rx.clone(),
+                ));
+                let forward_limits = ServerLimits {
+                    tunnels: true,
+                    ..limits
+                };
+                tasks.push(tokio::spawn(serve(
+                    listener,
+                    None,
+                    forward_limits,
+                    move |req| forward.clone().handle(req),
+                    stopped(shutdown_rx.clone()),
+                )));
+            }
+        }
+        tasks.extend([
             tokio::spawn(serve(
                 proxy_listener,
                 None,
@@ -143,11 +225,22 @@ impl Running {
             )),
             tokio::spawn(registry.clone().keepalive_loop()),
             tokio::spawn(registry.clone().follow_changes()),
-        ];
-        tracing::info!(proxy = %proxy_addr, admin = %admin_addr, grants = registry.len(), "grantmux started");
+        ]);
+        tracing::info!(
+            proxy = %proxy_addr,
+            admin = %admin_addr,
+            forward_proxy = forward_proxy_addr.map(|a| a.to_string()),
+            tls = tls_addr.map(|a| a.to_string()),
+            ca = interception.as_ref().map(|i| i.authority.fingerprint().to_owned()),
+            grants = registry.len(),
+            "grantmux started"
+        );
         Ok(Self {
             proxy_addr,
             admin_addr,
+            forward_proxy_addr,
+            tls_addr,
+            intercept_ca_pem: interception.map(|i| i.authority.cert_pem().to_owned()),
             registry,
             metrics,
             store,

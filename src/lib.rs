@@ -25,6 +25,9 @@
 //!               announcements; `Local` for one process); memory, file (redb), redis; AES-256-GCM
 //! oauth/        the Zoom token client; the caller-facing token endpoint
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
+//! intercept/    answering as zoom.us / api.zoom.us for clients whose URLs are in their
+//!               code: a CA name-constrained to those hosts, leaves by SNI, the HTTPS
+//!               forward proxy (CONNECT) and the TLS listener, both serving as proxy/ does
 //! admin.rs      /healthz /readyz /metrics /grants
 //! metrics.rs    every metric, registered once
 //! moved.rs      when something last moved: the idle-connection and upload watchdogs' clock
@@ -57,6 +60,7 @@ pub mod error;
 pub mod failpoint;
 pub mod grants;
 pub mod harness;
+pub mod intercept;
 pub mod metrics;
 mod moved;
 pub mod oauth;

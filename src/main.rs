@@ -35,6 +35,12 @@ enum Command {
         #[arg(long, short, default_value = "proxy.toml")]
         config: PathBuf,
     },
+    /// Print the interception CA's certificate (PEM), creating the CA if the
+    /// config's files do not exist yet: what clients with hard-coded Zoom URLs trust.
+    Ca {
+        #[arg(long, short, default_value = "proxy.toml")]
+        config: PathBuf,
+    },
     /// Run a local imitation of Zoom's OAuth and REST API.
     Sim(grantmux::sim::cli::SimArgs),
     /// Two systems share one Zoom user, without and with grantmux: a side-by-side table.
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
     log_panics_in_one_line();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Ca { config } => ca(&config),
         Command::Serve { config } => serve(&config),
         Command::Sim(args) => run_async(grantmux::sim::cli::run(args)),
         Command::Demo { seconds } => run_async(grantmux::demo::main(grantmux::demo::DemoOptions {
@@ -72,14 +79,59 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match grantmux::config::Config::load(path) {
-        Ok(_) => {
-            println!("ok");
+    let config = match grantmux::config::Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // Zoom's names pointed at grantmux's own listeners (a hosts file,
+    // `hostAliases`) would make every forwarded call loop back.
+    let listen = &config.listen;
+    let own: Vec<(&'static str, std::net::SocketAddr)> = [
+        Some(("proxy", listen.proxy)),
+        listen.tls.map(|a| ("tls", a)),
+        listen.forward_proxy.map(|a| ("forward_proxy", a)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Err(error) = grantmux::intercept::check_upstream(&config, &own) {
+        eprintln!("{}: {error}", path.display());
+        return ExitCode::from(EXIT_USAGE);
+    }
+    println!("ok");
+    ExitCode::SUCCESS
+}
+
+/// `grantmux ca`: the interception CA's certificate on stdout, nothing else,
+/// so it can be redirected into a file clients trust.
+fn ca(path: &std::path::Path) -> ExitCode {
+    let config = match grantmux::config::Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let Some(files) = &config.intercept.ca else {
+        eprintln!(
+            "{}: no CA files: with the memory store the CA lives only in the running process; \
+             set intercept.ca_cert_file and intercept.ca_key_file",
+            path.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let hosts = &config.intercept.hosts;
+    match grantmux::intercept::Authority::load_or_create(&files.cert, &files.key, hosts) {
+        Ok(authority) => {
+            print!("{}", authority.cert_pem());
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("{}: {error}", path.display());
-            ExitCode::from(EXIT_USAGE)
+            eprintln!("grantmux: {error}");
+            ExitCode::FAILURE
         }
     }
 }

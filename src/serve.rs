@@ -7,6 +7,8 @@
 
 mod idle;
 
+pub use self::idle::{ConnectionActivity, InFlight, Tunnel};
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -43,6 +45,11 @@ pub struct ServerLimits {
     pub max_headers: usize,
     /// How long in-flight requests may run after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Handlers may take connections over (`CONNECT`): each request carries
+    /// its [`ConnectionActivity`], and a connection stays counted while a
+    /// [`Tunnel`] holds it. Off where no handler does, which saves the
+    /// extension on every request.
+    pub tunnels: bool,
 }
 
 /// The body of the answer to a connection accepted beyond `max_connections`,
@@ -70,6 +77,7 @@ impl Default for ServerLimits {
             max_header_bytes: config::DEFAULT_MAX_HEADER_BYTES,
             max_headers: config::DEFAULT_MAX_HEADERS,
             shutdown_grace: config::DEFAULT_SHUTDOWN_GRACE,
+            tunnels: false,
         }
     }
 }
@@ -82,6 +90,7 @@ impl From<&config::Config> for ServerLimits {
             max_header_bytes: c.listen.max_header_bytes,
             max_headers: c.listen.max_headers,
             shutdown_grace: c.proxy.shutdown_grace,
+            tunnels: false,
         }
     }
 }
@@ -126,7 +135,12 @@ pub async fn serve<S, B, F>(
         let activity = Activity::new();
         let service = {
             let (service, activity) = (service.clone(), activity.clone());
-            move |req| {
+            let tunnels = limits.tunnels;
+            move |mut req: Request<Incoming>| {
+                if tunnels {
+                    let handle = ConnectionActivity(activity.clone());
+                    req.extensions_mut().insert(handle);
+                }
                 let in_flight = activity.request();
                 let answer = service(req);
                 async move {
@@ -172,6 +186,17 @@ pub async fn serve<S, B, F>(
                     tracing::debug!(%peer, "closing a connection that held its slot idle");
                 }
             }
+            // A handler that took the connection over holds it past hyper:
+            // it keeps its slot and its watchdog until the tunnel ends.
+            if activity.tunnelled() {
+                tokio::select! {
+                    () = activity.tunnels_closed() => {}
+                    () = activity.idle(idle_limit) => {
+                        tracing::debug!(%peer, "closing a tunnel that held its slot idle");
+                        activity.cut();
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -180,6 +205,30 @@ pub async fn serve<S, B, F>(
         _ = graceful.shutdown() => tracing::debug!("all connections drained"),
         _ = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!(grace = ?limits.shutdown_grace, "grace period over; closing remaining connections");
+        }
+    }
+}
+
+/// Serves one connection that is already open (the TLS stream inside a
+/// `CONNECT` tunnel) with the listeners' HTTP settings, until it ends or
+/// `shutdown` resolves; then it drains for at most the grace period.
+pub async fn serve_connection<IO, S, B, F>(io: IO, limits: &ServerLimits, service: S, shutdown: F)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Fn(Request<Incoming>) -> B + Clone + Send + Sync + 'static,
+    B: Future<Output = Result<Response<crate::body::Body>, Infallible>> + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let builder = builder(limits);
+    let conn = builder.serve_connection(TokioIo::new(io), hyper::service::service_fn(service));
+    tokio::pin!(conn, shutdown);
+    tokio::select! {
+        served = conn.as_mut() => if let Err(error) = served {
+            tracing::debug!(%error, "tunnelled connection ended with error");
+        },
+        () = &mut shutdown => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
         }
     }
 }

@@ -23,6 +23,7 @@ pub(super) struct FileConfig {
     pub(super) proxy: FileProxy,
     #[serde(rename = "caller")]
     pub(super) callers: Vec<FileCaller>,
+    pub(super) intercept: FileIntercept,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +37,19 @@ pub(super) struct FileListen {
     pub(super) header_read_timeout: Option<String>,
     pub(super) max_header_bytes: Option<usize>,
     pub(super) max_headers: Option<usize>,
+    pub(super) forward_proxy: Option<String>,
+    pub(super) tls: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileIntercept {
+    pub(super) hosts: Option<Vec<String>>,
+    pub(super) ca_cert_file: Option<String>,
+    pub(super) ca_key_file: Option<String>,
+    pub(super) ca_bundle_export: Option<String>,
+    pub(super) tunnel: Vec<String>,
+    pub(super) leaf_lifetime: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,6 +51,10 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// A streamed upload may pause this long without a byte moving.
 pub const DEFAULT_UPLOAD_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The names grantmux answers as when intercepting: Zoom's OAuth and API hosts.
+pub const DEFAULT_INTERCEPT_HOSTS: &[&str] = &["zoom.us", "api.zoom.us"];
+/// Interception leaf certificates live this long, and are renewed with a third left.
+pub const DEFAULT_LEAF_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Caller-sent forwarding headers let through to Zoom: none.
 pub const DEFAULT_KEEP_FORWARDING_HEADERS: &[&str] = &[];
 
@@ -64,6 +68,7 @@ pub struct Config {
     pub refresh: Refresh,
     pub proxy: Proxy,
     pub callers: Vec<Caller>,
+    pub intercept: Intercept,
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +85,12 @@ pub struct Listen {
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// An HTTPS forward proxy (`HTTPS_PROXY`) that answers `CONNECT` to Zoom's
+    /// hosts by intercepting them (see [`Intercept`]).
+    pub forward_proxy: Option<SocketAddr>,
+    /// A TLS listener that answers as Zoom's hosts by SNI, for `/etc/hosts` or
+    /// Kubernetes `hostAliases` redirection.
+    pub tls: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -160,6 +171,71 @@ pub struct Proxy {
     pub keep_forwarding_headers: Vec<http::HeaderName>,
 }
 
+/// Answering as Zoom's own hosts, for clients whose URLs are fixed in code.
+/// Active when `listen.forward_proxy` or `listen.tls` is set.
+#[derive(Clone, Debug)]
+pub struct Intercept {
+    /// The names grantmux's CA may sign (its name constraints) and answers as.
+    pub hosts: Vec<String>,
+    /// The CA's files: loaded if they exist, else generated once and written
+    /// there (key 0600). `None` only with the memory store: a CA per start.
+    pub ca: Option<CaFiles>,
+    /// Where to write the platform's roots plus grantmux's CA, for variables
+    /// like `SSL_CERT_FILE` that replace the system store.
+    pub ca_bundle_export: Option<PathBuf>,
+    /// `CONNECT` targets passed through untouched (no TLS termination).
+    pub tunnel: Vec<TunnelRule>,
+    pub leaf_lifetime: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `host:port` or `*.domain:port`: a `CONNECT` target tunnelled as is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelRule {
+    /// Lowercase; for a wildcard, the suffix after `*.`.
+    pub host: String,
+    pub wildcard: bool,
+    pub port: u16,
+}
+
+// === impl Intercept ===
+
+impl Intercept {
+    /// No interception listener: what tests and `for_upstream` start with.
+    pub fn off() -> Self {
+        Self {
+            hosts: DEFAULT_INTERCEPT_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
+            ca: None,
+            ca_bundle_export: None,
+            tunnel: Vec::new(),
+            leaf_lifetime: DEFAULT_LEAF_LIFETIME,
+        }
+    }
+}
+
+// === impl TunnelRule ===
+
+impl TunnelRule {
+    /// Whether `host:port` (host already lowercase) is this rule's target.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        port == self.port
+            && if self.wildcard {
+                host.strip_suffix(self.host.as_str())
+                    .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+            } else {
+                host == self.host
+            }
+    }
+}
+
 /// A caller with no OAuth code of its own: a static key bound to one grant.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -184,6 +260,8 @@ impl Config {
                 header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
                 max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
                 max_headers: DEFAULT_MAX_HEADERS,
+                forward_proxy: None,
+                tls: None,
             },
             zoom: Zoom {
                 api_url: zoom_base.clone(),
@@ -211,7 +289,13 @@ impl Config {
                 keep_forwarding_headers: Vec::new(),
             },
             callers: Vec::new(),
+            intercept: Intercept::off(),
         }
+    }
+
+    /// Whether a listener answers as Zoom's hosts.
+    pub fn intercepts(&self) -> bool {
+        self.listen.forward_proxy.is_some() || self.listen.tls.is_some()
     }
 
     pub fn app(&self, client_id: &str) -> Option<&App> {

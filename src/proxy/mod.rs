@@ -75,6 +75,12 @@ impl Proxy {
         if let Ok(listen) = Authority::try_from(config.listen.proxy.to_string()) {
             own_authorities.push(listen);
         }
+        // Intercepted requests name Zoom's hosts (an HTTP/1 client may send
+        // absolute-form inside the tunnel).
+        if config.intercepts() {
+            let hosts = config.intercept.hosts.iter();
+            own_authorities.extend(hosts.filter_map(|h| Authority::try_from(h.as_str()).ok()));
+        }
         let oauth = OAuthEndpoint::new(
             config,
             registry.clone(),

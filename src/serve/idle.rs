@@ -14,7 +14,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,16 +29,33 @@ use crate::moved::LastMoved;
 /// What one connection is doing: requests in flight, and when it last did
 /// something (a write, or a request ending).
 #[derive(Debug)]
-pub(super) struct Activity {
+pub(crate) struct Activity {
     in_flight: AtomicUsize,
     moved: LastMoved,
     /// Wakes the watchdog when a request ends.
     ended: Notify,
+    /// Tunnels holding the connection past hyper (a `CONNECT` taken over).
+    tunnels: AtomicUsize,
+    tunnel_ended: Notify,
+    /// The watchdog closed the connection: tunnels must end.
+    cut: AtomicBool,
+    cut_notify: Notify,
 }
 
 /// One request in flight on a connection; ends it when dropped.
 #[derive(Debug)]
-pub(super) struct InFlight(Arc<Activity>);
+pub struct InFlight(Arc<Activity>);
+
+/// A handler's hold on a connection it took over from hyper (a `CONNECT`
+/// tunnel): while it lives, the connection keeps its slot and its idle
+/// watchdog. Dropping it ends the hold.
+#[derive(Debug)]
+pub struct Tunnel(Arc<Activity>);
+
+/// A connection's activity, in each request's extensions on a listener whose
+/// handlers may take connections over ([`super::ServerLimits::tunnels`]).
+#[derive(Clone, Debug)]
+pub struct ConnectionActivity(pub(super) Arc<Activity>);
 
 pin_project! {
     /// A connection's socket, noting each write in its [`Activity`].
@@ -58,10 +75,37 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             moved: LastMoved::new(),
             ended: Notify::new(),
+            tunnels: AtomicUsize::new(0),
+            tunnel_ended: Notify::new(),
+            cut: AtomicBool::new(false),
+            cut_notify: Notify::new(),
         })
     }
 
-    pub(super) fn request(self: &Arc<Self>) -> InFlight {
+    pub(super) fn tunnelled(&self) -> bool {
+        self.tunnels.load(Ordering::Acquire) > 0
+    }
+
+    /// Returns once every tunnel on the connection has ended.
+    pub(super) async fn tunnels_closed(&self) {
+        loop {
+            let ended = self.tunnel_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.tunnels.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// The watchdog's verdict: every tunnel on the connection must end.
+    pub(super) fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
+        self.cut_notify.notify_waiters();
+    }
+
+    pub(crate) fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
     }
@@ -81,6 +125,45 @@ impl Activity {
             }
             tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+// === impl ConnectionActivity ===
+
+impl ConnectionActivity {
+    /// A request served inside a tunnel counts as in flight on the connection.
+    pub fn request(&self) -> InFlight {
+        self.0.request()
+    }
+
+    /// Holds the connection past hyper until the returned guard drops.
+    pub fn tunnel(&self) -> Tunnel {
+        self.0.tunnels.fetch_add(1, Ordering::AcqRel);
+        Tunnel(self.0.clone())
+    }
+}
+
+// === impl Tunnel ===
+
+impl Tunnel {
+    /// Resolves when the connection's watchdog closes it (idle too long).
+    pub async fn cut(&self) {
+        loop {
+            let cut = self.0.cut_notify.notified();
+            tokio::pin!(cut);
+            cut.as_mut().enable();
+            if self.0.cut.load(Ordering::Acquire) {
+                return;
+            }
+            cut.await;
+        }
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.0.tunnels.fetch_sub(1, Ordering::AcqRel);
+        self.0.tunnel_ended.notify_waiters();
     }
 }
 

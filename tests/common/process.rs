@@ -46,6 +46,9 @@ pub(crate) type Exited = (Option<i32>, Vec<String>);
 pub(crate) struct Grantmux {
     pub(crate) proxy: SocketAddr,
     pub(crate) admin: SocketAddr,
+    /// `listen.forward_proxy`, when the config opens it.
+    #[allow(dead_code)]
+    pub(crate) forward_proxy: Option<SocketAddr>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     drain: Option<JoinHandle<()>>,
@@ -81,7 +84,7 @@ impl Grantmux {
             .expect("grantmux starts");
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let mut log = Vec::new();
-        let (proxy, admin) = loop {
+        let (proxy, admin, forward_proxy) = loop {
             let Some(Ok(line)) = lines.next() else {
                 // stderr closed: the process is ending.
                 let status = child.wait().expect("wait");
@@ -91,7 +94,9 @@ impl Grantmux {
             log.push(line);
             if v["fields"]["message"] == "grantmux started" {
                 let addr = |k: &str| v["fields"][k].as_str().expect(k).parse().expect(k);
-                break (addr("proxy"), addr("admin"));
+                let forward = v["fields"]["forward_proxy"].as_str();
+                let forward = forward.map(|a| a.parse().expect("forward_proxy"));
+                break (addr("proxy"), addr("admin"), forward);
             }
         };
         // Keep draining stderr so the child never blocks on a full pipe.
@@ -105,6 +110,7 @@ impl Grantmux {
         Ok(Self {
             proxy,
             admin,
+            forward_proxy,
             child,
             log,
             drain: Some(drain),

@@ -6,6 +6,7 @@ mod common;
 mod errors;
 mod forwarding;
 mod idle;
+mod intercept;
 mod limits;
 mod pool;
 mod refresh;

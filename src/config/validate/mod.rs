@@ -11,8 +11,8 @@ use rustls_pki_types::CertificateDer;
 use super::env::Env;
 use super::error::ConfigError;
 use super::file::{
-    FileApp, FileCaller, FileConfig, FileGrant, FileListen, FileProxy, FileRefresh, FileStore,
-    FileZoom,
+    FileApp, FileCaller, FileConfig, FileGrant, FileIntercept, FileListen, FileProxy, FileRefresh,
+    FileStore, FileZoom,
 };
 use super::values::{
     duration, invalid, nonzero, nonzero_duration, one_secret, public_url, read_nonempty, resolve,
@@ -21,9 +21,11 @@ use super::values::{
 use super::*;
 
 mod callers;
+mod intercept;
 mod store;
 
 use self::callers::callers;
+use self::intercept::intercept;
 use self::store::store;
 
 pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
@@ -34,6 +36,7 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let refresh = refresh(&file.refresh)?;
     let proxy = proxy(&file.proxy)?;
     let callers = callers(file.callers, &apps, env)?;
+    let intercept = intercept(file.intercept, &listen, &store, env)?;
     Ok(Config {
         listen,
         zoom,
@@ -42,6 +45,7 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
         refresh,
         proxy,
         callers,
+        intercept,
     })
 }
 
@@ -80,7 +84,13 @@ fn listen(raw: FileListen) -> Result<Listen, ConfigError> {
             DEFAULT_MAX_HEADER_BYTES,
         )?,
         max_headers: nonzero("listen.max_headers", raw.max_headers, DEFAULT_MAX_HEADERS)?,
+        forward_proxy: optional_addr("listen.forward_proxy", raw.forward_proxy.as_deref())?,
+        tls: optional_addr("listen.tls", raw.tls.as_deref())?,
     })
+}
+
+fn optional_addr(key: &str, value: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+    value.map(|v| socket_addr(key, Some(v), v)).transpose()
 }
 
 fn zoom(raw: FileZoom, env: &dyn Env) -> Result<Zoom, ConfigError> {
