@@ -13,7 +13,9 @@ use crate::clock::Clock;
 use crate::config::{Config, StoreBackend};
 use crate::grants::vtoken::Signer;
 use crate::grants::{Adopting, LegacyIndex, RefreshCtx, Registry, Tasks};
-use crate::intercept::{check_upstream, CaError, ForwardProxy, Interception, UpstreamLoop};
+use crate::intercept::{
+    check_upstream, CaError, ForwardProxy, Intercepted, Interception, UpstreamLoop,
+};
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
@@ -184,7 +186,10 @@ impl Running {
                     listener,
                     Some(acceptor),
                     limits.clone(),
-                    move |req| proxy.clone().handle(req),
+                    move |mut req: http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(Intercepted);
+                        proxy.clone().handle(req)
+                    },
                     stopped(shutdown_rx.clone()),
                 )));
             }

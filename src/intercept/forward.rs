@@ -193,7 +193,8 @@ impl ForwardProxy {
             () = tunnel.cut() => return,
         };
         let proxy = self.proxy.clone();
-        let service = move |req: Request<Incoming>| {
+        let service = move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(super::Intercepted);
             let in_flight = conn.request();
             let answer = proxy.clone().handle(req);
             async move {

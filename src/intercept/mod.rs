@@ -13,6 +13,11 @@
 //! `listen.tls` needs no module of its own: it is the plain proxy service on
 //! a listener whose TLS picks the leaf by SNI.
 
+/// Marks a request that reached grantmux as one of Zoom's own hosts (through
+/// the forward proxy or the TLS listener): its token answers name Zoom's API.
+#[derive(Clone, Copy, Debug)]
+pub struct Intercepted;
+
 mod ca;
 mod forward;
 mod leaf;

@@ -25,6 +25,7 @@ use crate::grants::vtoken::{random_id, Claims, Kind, Signer, VerifyError};
 use crate::grants::{
     hash, AdoptError, Binding, GrantHandle, GrantKey, Presented, Registry, Subject, TokenError,
 };
+use crate::intercept::Intercepted;
 use crate::secret::Secret;
 
 /// Virtual access tokens live as long as Zoom's user tokens, so callers refresh
@@ -47,6 +48,8 @@ pub struct OAuthEndpoint {
     /// Each app's secret (`None`: a public client) and revoke policy.
     apps: HashMap<String, (Option<Secret>, RevokePolicy)>,
     public_url: String,
+    /// `api_url` for callers that reached grantmux as Zoom's own host.
+    intercepted_api_url: String,
     authorize_url: String,
     /// The `[[caller]]` names per grant: holders with no binding, which
     /// `last_binding` counts. Fixed by the config, so built once.
@@ -92,6 +95,7 @@ impl OAuthEndpoint {
                 })
                 .collect(),
             public_url: config.listen.public_url.clone(),
+            intercepted_api_url: intercepted_api_url(config),
             authorize_url: format!("{}/oauth/authorize", oauth.trim_end_matches('/')),
             static_holders: static_holders(&config.callers),
         }
@@ -113,19 +117,34 @@ impl OAuthEndpoint {
 
     /// `POST /oauth/token`.
     pub async fn token(&self, req: Request<Incoming>) -> Result<Response<Body>, OAuthError> {
+        // A caller that reached us as Zoom (interception) follows `api_url`
+        // to Zoom's name, which brings it back here the same way.
+        let api_url = match req.extensions().get::<Intercepted>() {
+            Some(_) => self.intercepted_api_url.clone(),
+            None => self.public_url.clone(),
+        };
         let (client_id, params) = self.read_request(req).await?;
+        let answered = self.grant_for_request(&client_id, &params).await?;
+        self.answer(&answered, &api_url)
+    }
+
+    async fn grant_for_request(
+        &self,
+        client_id: &str,
+        params: &Params,
+    ) -> Result<Answered, OAuthError> {
         match params.get("grant_type").map(String::as_str) {
-            Some("authorization_code") => self.code_exchange(&client_id, &params).await,
+            Some("authorization_code") => self.code_exchange(client_id, params).await,
             Some("refresh_token") => {
                 let token = params
                     .get("refresh_token")
                     .filter(|t| !t.is_empty())
                     .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
-                self.refresh(&client_id, token).await
+                self.refresh(client_id, token).await
             }
             // Tokens with no user behind them need the app's secret: a
             // public client cannot have them, at Zoom or here.
-            Some("account_credentials" | "client_credentials") if self.is_public(&client_id) => {
+            Some("account_credentials" | "client_credentials") if self.is_public(client_id) => {
                 Err(OAuthError::InvalidClient)
             }
             Some("account_credentials") => {
@@ -134,11 +153,11 @@ impl OAuthEndpoint {
                     .filter(|a| !a.is_empty())
                     .ok_or(OAuthError::InvalidRequest("account_id is required"))?;
                 let subject = Subject::Account(account_id.clone());
-                self.minted(&client_id, subject, "server-to-server callers")
+                self.minted(client_id, subject, "server-to-server callers")
                     .await
             }
             Some("client_credentials") => {
-                self.minted(&client_id, Subject::App, "app-level callers")
+                self.minted(client_id, Subject::App, "app-level callers")
                     .await
             }
             _ => Err(OAuthError::UnsupportedGrantType),
@@ -199,17 +218,17 @@ impl OAuthEndpoint {
         &self,
         client_id: &str,
         params: &Params,
-    ) -> Result<Response<Body>, OAuthError> {
+    ) -> Result<Answered, OAuthError> {
         let form = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params.iter())
             .finish();
         let code = Secret::new(params.get("code").map(String::as_str).unwrap_or_default());
         let presented = Presented::Code { code, form };
         let (grant, binding) = self.registry.adopt_presented(client_id, presented).await?;
-        self.answer(&grant, &binding, true)
+        Ok(Answered::with_refresh(grant, binding))
     }
 
-    async fn refresh(&self, client_id: &str, token: &str) -> Result<Response<Body>, OAuthError> {
+    async fn refresh(&self, client_id: &str, token: &str) -> Result<Answered, OAuthError> {
         match self.signer.verify(token) {
             Ok(claims) if claims.typ == Kind::Refresh => {
                 let grant = self.grant_with(client_id, &claims).await?;
@@ -217,7 +236,7 @@ impl OAuthEndpoint {
                     return Err(OAuthError::InvalidGrant);
                 }
                 grant.token().await?;
-                self.answer(&grant, &claims.bid, true)
+                Ok(Answered::with_refresh(grant, claims.bid))
             }
             Ok(_) | Err(VerifyError::Tampered) => Err(OAuthError::InvalidGrant),
             Err(VerifyError::Foreign) => self.refresh_legacy(client_id, token).await,
@@ -227,11 +246,7 @@ impl OAuthEndpoint {
     /// A real Zoom refresh token: answered from the grant that adopted it, or
     /// forwarded to Zoom once and adopted (single-flight across replicas, under
     /// the pending grant's lock).
-    async fn refresh_legacy(
-        &self,
-        client_id: &str,
-        token: &str,
-    ) -> Result<Response<Body>, OAuthError> {
+    async fn refresh_legacy(&self, client_id: &str, token: &str) -> Result<Answered, OAuthError> {
         let (grant, binding) = match self.registry.find_adopted(&hash(token)) {
             Some(found) => found,
             None => {
@@ -243,7 +258,7 @@ impl OAuthEndpoint {
             return Err(OAuthError::InvalidGrant);
         }
         grant.token().await?;
-        self.answer(&grant, &binding, true)
+        Ok(Answered::with_refresh(grant, binding))
     }
 
     /// A grant Zoom mints (Server-to-Server or the app's own): one per
@@ -253,7 +268,7 @@ impl OAuthEndpoint {
         client_id: &str,
         subject: Subject,
         label: &str,
-    ) -> Result<Response<Body>, OAuthError> {
+    ) -> Result<Answered, OAuthError> {
         let key = GrantKey::new(client_id, subject);
         let grant = self.registry.minted_grant(&key).await?;
         grant.token().await?;
@@ -262,7 +277,11 @@ impl OAuthEndpoint {
             binding.id = S2S_BINDING.to_owned();
             grant.add_binding(binding).await?;
         }
-        self.answer(&grant, S2S_BINDING, false)
+        Ok(Answered {
+            grant,
+            binding: S2S_BINDING.to_owned(),
+            with_refresh: false,
+        })
     }
 
     fn new_binding(&self, label: &str, adopted_from: Option<String>) -> Binding {
@@ -297,12 +316,13 @@ impl OAuthEndpoint {
     }
 
     /// Zoom's token answer, with virtual tokens and our own `api_url`.
-    fn answer(
-        &self,
-        grant: &GrantHandle,
-        binding: &str,
-        with_refresh: bool,
-    ) -> Result<Response<Body>, OAuthError> {
+    fn answer(&self, answered: &Answered, api_url: &str) -> Result<Response<Body>, OAuthError> {
+        let Answered {
+            grant,
+            binding,
+            with_refresh,
+        } = answered;
+        let (binding, with_refresh) = (binding.as_str(), *with_refresh);
         let now = self.clock.now_secs();
         let gid = grant.id();
         let claims = |typ, exp| Claims {
@@ -324,7 +344,7 @@ impl OAuthEndpoint {
             refresh_token: refresh.as_ref().map(Secret::expose),
             expires_in: VIRTUAL_ACCESS_TTL_SECS,
             scope: &scope,
-            api_url: &self.public_url,
+            api_url,
         };
         Ok(body::json_of(StatusCode::OK, &answer))
     }
@@ -377,6 +397,36 @@ impl OAuthEndpoint {
             .get(client_id)
             .is_some_and(|(secret, _)| secret.is_none())
     }
+}
+
+/// What a token request is answered from, rendered by [`OAuthEndpoint::answer`].
+struct Answered {
+    grant: Arc<GrantHandle>,
+    binding: String,
+    with_refresh: bool,
+}
+
+impl Answered {
+    fn with_refresh(grant: Arc<GrantHandle>, binding: String) -> Self {
+        Self {
+            grant,
+            binding,
+            with_refresh: true,
+        }
+    }
+}
+
+/// Zoom's API as an intercepted caller knows it: `https://api.zoom.us` when
+/// grantmux answers as that name, else the first intercepted name.
+fn intercepted_api_url(config: &Config) -> String {
+    let hosts = &config.intercept.hosts;
+    let host = hosts
+        .iter()
+        .find(|h| h.as_str() == "api.zoom.us")
+        .or_else(|| hosts.iter().find(|h| h.starts_with("api.")))
+        .or(hosts.first())
+        .map_or("api.zoom.us", String::as_str);
+    format!("https://{host}")
 }
 
 /// The configured callers naming each grant, in config order.

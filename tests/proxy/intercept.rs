@@ -206,6 +206,8 @@ async fn connect_to_zoom_us_serves_the_token_endpoint_over_h2() {
     let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
     let token = answer["access_token"].as_str().expect("a virtual token");
     assert!(token.starts_with("eyJ"), "{answer}");
+    // Following `api_url` brings an intercepted caller back the same way.
+    assert_eq!(answer["api_url"], "https://api.zoom.us", "{answer}");
     h.shutdown().await;
 }
 
