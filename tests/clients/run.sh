@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The client matrix: real, unmodified Zoom client libraries, installed from
 # their registries at the versions pinned here, driven against a real
-# `grantmux serve` in front of a real `grantmux sim`, with only their URL
-# settings changed (or, where a library hard-codes Zoom's token URL, the
-# documented [[caller]]-key workaround).
+# `grantmux serve` in front of a real `grantmux sim`. Each library gets only
+# its URL settings changed, or, where its URLs are in its code, nothing but
+# environment variables: HTTPS_PROXY naming grantmux's forward proxy and a CA
+# variable (NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE) naming grantmux's CA, so
+# that https://zoom.us and https://api.zoom.us are answered by grantmux.
 #
 #   bash tests/clients/run.sh
 #
-# Prints one PASS/FAIL line per library, writes tests/clients/RESULTS.md and
-# exits non-zero if any library fails. Logs of the last run (grantmux, sim,
-# each library) are left in target/clients-matrix/.
+# Prints one PASS/FAIL line per library flow, writes tests/clients/RESULTS.md
+# and exits non-zero if any fails. Logs of the last run (grantmux, sim, each
+# flow) are left in target/clients-matrix/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=tests/clients
@@ -61,8 +63,9 @@ installed=$SECONDS
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
 key() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 export MATRIX_CLIENT_ID=sim-client MATRIX_CLIENT_SECRET=sim-secret MATRIX_ACCOUNT_ID=sim-account
-export MATRIX_CALLER_KEY_RIVET=$(key) MATRIX_CALLER_KEY_PYZOOM=$(key)
-export MATRIX_CALLER_KEY_ZOOM_PYTHON_CLIENT=$(key)
+# A public client (PKCE, no secret), registered at the sim and in grantmux.
+export MATRIX_PUBLIC_CLIENT_ID=sim-public-client
+export MATRIX_CALLER_KEY_ZOOM_PYTHON_CLIENT=$(key) MATRIX_CALLER_KEY_CURL=$(key)
 
 # Polls `url` until it answers 2xx (at most 30 s); fails at once if process
 # `pid` has exited. Python, not curl: python3 is here wherever this runs.
@@ -90,22 +93,65 @@ sys.exit(1)
 PY
 }
 
+# Waits (at most 30 s) for grantmux's JSON line "grantmux started" in log `$1`
+# and prints its forward_proxy and tls ports; fails at once if process `$2`
+# has exited.
+started_ports() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys, time
+log, pid = sys.argv[1], sys.argv[2]
+def alive():
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    with open(log) as f:
+        for line in f:
+            try:
+                fields = json.loads(line)["fields"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if fields.get("message") == "grantmux started":
+                print(fields["forward_proxy"].rsplit(":", 1)[1], fields["tls"].rsplit(":", 1)[1])
+                sys.exit(0)
+    if not alive():
+        sys.exit(1)
+    time.sleep(0.05)  # poll interval
+sys.exit(1)
+PY
+}
+
+# The file store (so the interception CA is made once, in the state folder,
+# and `grantmux ca` can print it); the forward proxy and the TLS listener on
+# ports of their own choosing, read back from the "grantmux started" line.
 write_config() {
+  rm -rf "$WORK/state"
   cat >"$WORK/proxy.toml" <<TOML
 [listen]
 proxy = "127.0.0.1:$proxy_port"
 admin = "127.0.0.1:$admin_port"
 public_url = "http://127.0.0.1:$proxy_port"
+forward_proxy = "127.0.0.1:0"
+tls = "127.0.0.1:0"
 [zoom]
 api_url = "$MATRIX_SIM_URL"
 oauth_url = "$MATRIX_SIM_URL"
 [[app]]
 client_id = "$MATRIX_CLIENT_ID"
 client_secret_env = "MATRIX_SIM_SECRET"
+[[app]]
+client_id = "$MATRIX_PUBLIC_CLIENT_ID"
+public = true
+[intercept]
+ca_bundle_export = "$WORK/ca-bundle.pem"
 [store]
-backend = "memory"
+backend = "file"
+path = "$WORK/state"
 TOML
-  for name in rivet pyzoom zoom-python-client; do
+  for name in zoom-python-client curl; do
     local var="MATRIX_CALLER_KEY_$(echo "$name" | tr 'a-z-' 'A-Z_')"
     cat >>"$WORK/proxy.toml" <<TOML
 [[caller]]
@@ -130,16 +176,22 @@ print(*(s.getsockname()[1] for s in ss))')
   export MATRIX_GRANTMUX_ADMIN_URL="http://127.0.0.1:$admin_port"
   "$BIN" sim --listen "127.0.0.1:$sim_port" \
     --client-id "$MATRIX_CLIENT_ID" --client-secret "$MATRIX_CLIENT_SECRET" \
-    --account-id "$MATRIX_ACCOUNT_ID" >"$LOGS/sim.log" 2>&1 &
+    --account-id "$MATRIX_ACCOUNT_ID" --public-client-id "$MATRIX_PUBLIC_CLIENT_ID" >"$LOGS/sim.log" 2>&1 &
   sim_pid=$!
   pids+=("$sim_pid")
   # The sim has no /healthz; /_sim/stats answers once it serves.
   if ! wait_ready "$MATRIX_SIM_URL/_sim/stats" "$sim_pid"; then stop "$sim_pid"; continue; fi
   write_config
-  MATRIX_SIM_SECRET=$MATRIX_CLIENT_SECRET "$BIN" serve --config "$WORK/proxy.toml" >"$LOGS/grantmux.log" 2>&1 &
+  MATRIX_SIM_SECRET=$MATRIX_CLIENT_SECRET "$BIN" --log-format json serve --config "$WORK/proxy.toml" \
+    >"$LOGS/grantmux.log" 2>&1 &
   gm_pid=$!
   pids+=("$gm_pid")
-  if wait_ready "$MATRIX_GRANTMUX_ADMIN_URL/healthz" "$gm_pid"; then started_ok=1; break; fi
+  if ports=$(started_ports "$LOGS/grantmux.log" "$gm_pid") \
+      && wait_ready "$MATRIX_GRANTMUX_ADMIN_URL/healthz" "$gm_pid"; then
+    read -r forward_port tls_port <<<"$ports"
+    started_ok=1
+    break
+  fi
   stop "$gm_pid" "$sim_pid"
 done
 if [ -z "$started_ok" ]; then
@@ -148,8 +200,24 @@ if [ -z "$started_ok" ]; then
   exit 1
 fi
 
-# Any https call (only real Zoom is https here) fails at once on a closed
-# local port instead of leaving the machine; loopback calls go direct.
+# Interception: what the flows whose URLs are in their code are given. The CA
+# as `grantmux ca` prints it (Node's NODE_EXTRA_CA_CERTS adds it to its
+# roots), and the bundle grantmux wrote at start (the platform's roots plus
+# the CA, for REQUESTS_CA_BUNDLE, which replaces requests' store).
+if ! MATRIX_SIM_SECRET=$MATRIX_CLIENT_SECRET "$BIN" ca --config "$WORK/proxy.toml" \
+    >"$WORK/grantmux-ca.pem" 2>"$LOGS/grantmux-ca.log"; then
+  echo "client matrix: grantmux ca failed:" >&2; cat "$LOGS/grantmux-ca.log" >&2; exit 1
+fi
+if ! cmp -s "$WORK/grantmux-ca.pem" "$WORK/state/intercept-ca.crt" || [ ! -s "$WORK/ca-bundle.pem" ]; then
+  echo "client matrix: grantmux ca printed another CA than the state folder's, or no bundle was written" >&2
+  exit 1
+fi
+export MATRIX_FORWARD_PROXY="http://127.0.0.1:$forward_port" MATRIX_TLS_PORT=$tls_port
+export MATRIX_CA_PEM="$WORK/grantmux-ca.pem" MATRIX_CA_BUNDLE="$WORK/ca-bundle.pem"
+
+# Any other https call (only real Zoom is https here) fails at once on a
+# closed local port instead of leaving the machine; loopback calls go direct.
+# The interception flows get grantmux's forward proxy instead (matrix.py).
 export HTTPS_PROXY=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9
 unset HTTP_PROXY http_proxy ALL_PROXY all_proxy
 export PYTHONDONTWRITEBYTECODE=1

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 export const GRANTMUX = process.env.MATRIX_GRANTMUX_URL;
+export const GRANTMUX_ADMIN = process.env.MATRIX_GRANTMUX_ADMIN_URL;
 export const SIM = process.env.MATRIX_SIM_URL;
 export const CLIENT_ID = process.env.MATRIX_CLIENT_ID;
 export const CLIENT_SECRET = process.env.MATRIX_CLIENT_SECRET;
@@ -24,6 +25,13 @@ export const callerKey = (name) =>
   process.env[`MATRIX_CALLER_KEY_${name.toUpperCase().replace(/[-@/]/g, "_")}`];
 
 export const log = (msg) => process.stderr.write(`${msg}\n`);
+
+const observed = [];
+// Something seen and reported with the result, neither a pass nor a failure.
+export function observe(note) {
+  log(`observed: ${note}`);
+  observed.push(note);
+}
 
 // `HTTP 400 {"reason":...}`: what a server said, short enough for one line.
 export function answer(status, body) {
@@ -76,6 +84,49 @@ export async function authorize(url, { redirectUri = REDIRECT_URI, state } = {})
   throw new Failure(`authorize: more than 5 redirects: ${hops}`);
 }
 
+// Token calls by kind: code exchanges, refreshes, mints (S2S and client_credentials).
+export class TokenCalls {
+  constructor(exchange = 0, refresh = 0, mint = 0) {
+    Object.assign(this, { exchange, refresh, mint });
+  }
+  minus(o) { return new TokenCalls(this.exchange - o.exchange, this.refresh - o.refresh, this.mint - o.mint); }
+  equals(o) { return this.exchange === o.exchange && this.refresh === o.refresh && this.mint === o.mint; }
+  toString() { return `exchange ${this.exchange}, refresh ${this.refresh}, mint ${this.mint}`; }
+}
+
+// What Zoom (the sim's /_sim/stats) and grantmux (admin /metrics, /grants) say
+// now: the token calls Zoom received, the ones grantmux made (any result), and
+// grantmux's grants. A flow compares two of these around what it ran.
+export async function grantmuxSide() {
+  const stats = await expect(call(`${SIM}/_sim/stats`), 200, "GET /_sim/stats");
+  const t = stats.body.token_requests;
+  const zoomCalls = new TokenCalls(t.authorization_code, t.refresh_token,
+    t.account_credentials + (t.client_credentials ?? 0));
+  const metrics = await expect(call(`${GRANTMUX_ADMIN}/metrics`), 200, "GET admin /metrics");
+  const kinds = { exchange: 0, refresh: 0, mint: 0 };
+  for (const m of metrics.body.matchAll(/^grantmux_zoom_token_calls_total\{kind="(\w+)"[^}]*\} (\d+)/gm)) {
+    const kind = m[1] === "adopt" ? "refresh" : m[1];
+    if (!(kind in kinds)) throw new Failure(`grantmux reports token calls of an unknown kind ${m[1]}`);
+    kinds[kind] += Number(m[2]);
+  }
+  // Requests grantmux answered, by route and status ("oauth_token 200": n).
+  const served = {};
+  for (const m of metrics.body.matchAll(/^grantmux_requests_total\{route="(\w+)",status="(\d+)"\} (\d+)/gm)) {
+    served[`${m[1]} ${m[2]}`] = Number(m[3]);
+  }
+  const grants = await expect(call(`${GRANTMUX_ADMIN}/grants`), 200, "GET admin /grants");
+  return {
+    served,
+    zoomCalls,
+    grantmuxCalls: new TokenCalls(kinds.exchange, kinds.refresh, kinds.mint),
+    grants: grants.body.grants,
+  };
+}
+
+// How many more requests grantmux answered on `route` with `status` in `after` than in `before`.
+export const servedSince = (before, after, route, status) =>
+  (after.served[`${route} ${status}`] ?? 0) - (before.served[`${route} ${status}`] ?? 0);
+
 function installedVersion(pkg) {
   const file = path.join(here, "..", "node_modules", ...pkg.split("/"), "package.json");
   return JSON.parse(readFileSync(file, "utf8")).version;
@@ -102,6 +153,7 @@ export async function run(pkg, flow) {
     result.ok = false;
     result.reason = describe(err);
   }
+  if (observed.length) result.observed = observed.join("; ");
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exitCode = result.ok ? 0 : 1;
 }

@@ -10,13 +10,16 @@ and the last line on stdout is one JSON object the runner reads.
 import importlib.metadata
 import json
 import os
+import re
 import sys
 import traceback
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
 GRANTMUX = os.environ["MATRIX_GRANTMUX_URL"]
+GRANTMUX_ADMIN = os.environ["MATRIX_GRANTMUX_ADMIN_URL"]
 SIM = os.environ["MATRIX_SIM_URL"]
 CLIENT_ID = os.environ["MATRIX_CLIENT_ID"]
 CLIENT_SECRET = os.environ["MATRIX_CLIENT_SECRET"]
@@ -84,8 +87,54 @@ def authorize(url, redirect_uri=REDIRECT_URI, state=None):
     raise Failure(f"authorize: more than 5 redirects: {hops}")
 
 
-def run(distribution, flow):
-    version = importlib.metadata.version(distribution)
+@dataclass(frozen=True)
+class TokenCalls:
+    """Token calls by kind: code exchanges, refreshes, mints (S2S and client_credentials)."""
+    exchange: int = 0
+    refresh: int = 0
+    mint: int = 0
+
+    def __sub__(self, o):
+        return TokenCalls(self.exchange - o.exchange, self.refresh - o.refresh, self.mint - o.mint)
+
+    def __str__(self):
+        return f"exchange {self.exchange}, refresh {self.refresh}, mint {self.mint}"
+
+
+@dataclass(frozen=True)
+class Side:
+    """What Zoom (the sim's /_sim/stats) and grantmux (admin /metrics, /grants)
+    say at one moment; a flow compares two of these around what it ran."""
+    zoom_calls: TokenCalls
+    grantmux_calls: TokenCalls
+    served: dict  # (route, status) -> requests grantmux answered
+    grants: list
+
+    def served_since(self, before, route, status):
+        return self.served.get((route, status), 0) - before.served.get((route, status), 0)
+
+
+def grantmux_side():
+    # Plain http on loopback: NO_PROXY keeps these off any proxy.
+    stats = expect(requests.get(f"{SIM}/_sim/stats", timeout=TIMEOUT), 200, "GET /_sim/stats").json()
+    t = stats["token_requests"]
+    zoom = TokenCalls(t["authorization_code"], t["refresh_token"],
+                      t["account_credentials"] + t.get("client_credentials", 0))
+    metrics = expect(requests.get(f"{GRANTMUX_ADMIN}/metrics", timeout=TIMEOUT), 200, "GET admin /metrics").text
+    kinds = {"exchange": 0, "refresh": 0, "mint": 0}
+    for kind, n in re.findall(r'^grantmux_zoom_token_calls_total\{kind="(\w+)"[^}]*\} (\d+)', metrics, re.M):
+        kind = "refresh" if kind == "adopt" else kind
+        if kind not in kinds:
+            raise Failure(f"grantmux reports token calls of an unknown kind {kind}")
+        kinds[kind] += int(n)
+    served = {(route, int(status)): int(n) for route, status, n in re.findall(
+        r'^grantmux_requests_total\{route="(\w+)",status="(\d+)"\} (\d+)', metrics, re.M)}
+    grants = expect(requests.get(f"{GRANTMUX_ADMIN}/grants", timeout=TIMEOUT), 200, "GET admin /grants").json()
+    return Side(zoom, TokenCalls(**kinds), served, grants["grants"])
+
+
+def run(distribution, flow, version=None):
+    version = version or importlib.metadata.version(distribution)
     result = {"library": distribution, "version": version}
     try:
         result.update(ok=True, ran=flow())
