@@ -23,8 +23,10 @@ pub(crate) fn route(
         return chat_message(caller, body);
     }
     if caller.app {
-        // An app token holds no user's scopes (UNCONFIRMED: Zoom's exact answer).
-        return reply::api_error(StatusCode::UNAUTHORIZED, 124, "Invalid access token.");
+        // An app token holds no user's scopes: Zoom's missing-scope answer
+        // (ZOOM.md §4; the 400 status is UNCONFIRMED). Not 401 code 124, which
+        // means a dead token and would send a proxy to refresh.
+        return missing_scope("user:read:user");
     }
     match (method, segments.as_slice()) {
         (&Method::GET, ["users", id]) => get_user(shared, caller, id),
@@ -40,7 +42,7 @@ pub(crate) fn route(
 /// `POST /v2/im/chat/messages`, a chatbot's message: app tokens only.
 fn chat_message(caller: &Caller, body: Option<&[u8]>) -> Response<Body> {
     if !caller.app {
-        return reply::api_error(StatusCode::UNAUTHORIZED, 124, "Invalid access token.");
+        return missing_scope("imchat:bot");
     }
     let sent: Map<String, Value> = body
         .and_then(|b| serde_json::from_slice(b).ok())
@@ -52,6 +54,12 @@ fn chat_message(caller: &Caller, body: Option<&[u8]>) -> Response<Body> {
         "to_jid": sent.get("to_jid").cloned().unwrap_or(Value::Null),
     });
     reply::json(StatusCode::CREATED, &answer)
+}
+
+/// Zoom's answer to a valid token without the route's scope.
+fn missing_scope(scope: &str) -> Response<Body> {
+    let message = format!("Invalid access token, does not contain scopes:[{scope}].");
+    reply::api_error(StatusCode::BAD_REQUEST, 4711, &message)
 }
 
 /// `me` is the caller; any other id must be a user of the account.

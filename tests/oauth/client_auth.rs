@@ -257,3 +257,23 @@ async fn client_credentials_two_hundred_at_once_cause_one_mint_and_the_token_wor
         .shutdown()
         .await;
 }
+
+#[tokio::test]
+async fn an_app_token_on_a_user_route_gets_zooms_missing_scope_answer_and_no_new_mint() {
+    let h = support::start().await;
+    let a = token_with(
+        &h,
+        &basic(CLIENT, SECRET),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let t = tokens(&a);
+    for _ in 0..3 {
+        let answer = me(&h, &gmx(&h), &t.access).await;
+        assert_eq!(answer.status, 400, "{}", text(&answer));
+        assert_eq!(answer.json()["code"], 4711);
+    }
+    // A missing scope is no dead token: nothing was minted again.
+    assert_eq!(h.sim.stats().token_requests.client_credentials, 1);
+    h.shutdown().await;
+}

@@ -376,15 +376,12 @@ async fn client_credentials_gives_an_app_token_for_app_level_routes_only() {
     let sent = chat(&app_token).await;
     assert_eq!(sent.status, 201, "{:?}", sent.body);
     assert!(sent.json()["message_id"].is_string());
-    // Not a user's token: user routes refuse it, and a user's token is no bot's.
-    assert_eq!(
-        f.api_get("/v2/users/me", &app_token).await.pair(),
-        invalid_token()
-    );
+    // Not a user's token: user routes refuse it as a missing scope (not as a
+    // dead token), and a user's token is no bot's.
+    let (status, body) = f.api_get("/v2/users/me", &app_token).await.pair();
+    assert_eq!((status, &body["code"]), (400, &json!(4711)), "{body}");
     let user = f.login("sim-user").await;
-    assert_eq!(
-        chat(&field(&user, "access_token")).await.pair(),
-        invalid_token()
-    );
+    let (status, body) = chat(&field(&user, "access_token")).await.pair();
+    assert_eq!((status, &body["code"]), (400, &json!(4711)), "{body}");
     assert_eq!(f.sim.stats().token_requests.client_credentials, 1);
 }
