@@ -23,7 +23,7 @@ use crate::serve::{serve, ServerLimits};
 use crate::store::{
     Coordinator, FileStore, GrantStore, Local, MemoryStore, RedisStore, StoreError,
 };
-use crate::upstream::{self, OriginPool, TlsSetupError};
+use crate::upstream::{self, OriginPool, Resolver, ResolverSetupError, TlsSetupError};
 
 /// Knobs for embedding grantmux (tests, `demo`); `serve` uses the defaults.
 #[derive(Debug, Default)]
@@ -61,6 +61,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Resolver(#[from] ResolverSetupError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("interception CA: {0}")]
@@ -79,11 +81,15 @@ impl Running {
             None => open_store(&config).await?,
         };
         let tls = upstream::tls_config(config.zoom.ca_file.as_deref())?;
-        let client = upstream::client(&tls, config.zoom.connect_timeout);
+        // One resolver for both clients and the loop check below: with
+        // `listen.tls`, DNS directly, since `/etc/hosts` may point Zoom here.
+        let resolver = Resolver::for_config(&config)?;
+        let client = upstream::client(&tls, config.zoom.connect_timeout, resolver.clone());
         let metrics = MetricsRegistry::new();
         let api_pool = OriginPool::new(
             &config.zoom.api_url,
             &tls,
+            resolver.clone(),
             config.zoom.connect_timeout,
             metrics.metrics.upstream_connections.clone(),
         )?;
@@ -145,11 +151,7 @@ impl Running {
         .into_iter()
         .flatten()
         .collect();
-        let upstream = config.clone();
-        // Resolution may block; a panic in it (logged by the hook) proves no loop.
-        tokio::task::spawn_blocking(move || check_upstream(&upstream, &own))
-            .await
-            .unwrap_or(Ok(()))?;
+        check_upstream(&config, &own, &resolver).await?;
         let limits = ServerLimits::from(&config);
         // The struct-update below only reads `Copy` fields of `limits`.
         let admin_limits = ServerLimits {
@@ -236,6 +238,7 @@ impl Running {
             admin = %admin_addr,
             forward_proxy = forward_proxy_addr.map(|a| a.to_string()),
             tls = tls_addr.map(|a| a.to_string()),
+            zoom_dns = resolver.dns_servers().map(|s| format!("{s:?}")),
             ca = interception.as_ref().map(|i| i.authority.fingerprint().to_owned()),
             grants = registry.len(),
             "grantmux started"

@@ -16,7 +16,9 @@
 //! body.rs       the boxed body type shared by every path
 //! error.rs      ProxyError and OAuthError, and the one place each becomes an HTTP answer
 //! upstream/     rustls clients to Zoom (webpki + system roots + zoom.ca_file): the API
-//!               origin's own HTTP/1.1 + HTTP/2 pool (the hot path); hyper-util's for tokens
+//!               origin's own HTTP/1.1 + HTTP/2 pool (the hot path); hyper-util's for tokens;
+//!               the resolver both use: the system's, or a DNS stub bypassing /etc/hosts
+//!               (with listen.tls or zoom.dns_servers)
 //! clock.rs      wall-clock time that tests can advance
 //! secret.rs     a string whose Debug prints "..."
 //! grants/       grant model (a leaf), published token, single-flight refresher with its

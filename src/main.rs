@@ -87,7 +87,15 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
     };
     // Zoom's names pointed at grantmux's own listeners (a hosts file,
-    // `hostAliases`) would make every forwarded call loop back.
+    // `hostAliases`) would make every forwarded call loop back. Resolved as
+    // `serve` would: with `listen.tls`, through DNS rather than the hosts file.
+    let resolver = match grantmux::upstream::Resolver::for_config(&config) {
+        Ok(resolver) => resolver,
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let listen = &config.listen;
     let own: Vec<(&'static str, std::net::SocketAddr)> = [
         Some(("proxy", listen.proxy)),
@@ -97,9 +105,24 @@ fn check(path: &std::path::Path) -> ExitCode {
     .into_iter()
     .flatten()
     .collect();
-    if let Err(error) = grantmux::intercept::check_upstream(&config, &own) {
-        eprintln!("{}: {error}", path.display());
-        return ExitCode::from(EXIT_USAGE);
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| {
+            rt.block_on(grantmux::intercept::check_upstream(
+                &config, &own, &resolver,
+            ))
+        });
+    match checked {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            eprintln!("{}: {error}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
     }
     println!("ok");
     ExitCode::SUCCESS

@@ -274,10 +274,12 @@ fn a_password_inside_store_url_is_refused_naming_url_env() {
 
 #[test]
 fn a_config_whose_zoom_upstream_is_grantmux_itself_is_refused() {
-    // As `/etc/hosts` or `hostAliases` pointing Zoom's name at this host would:
-    // `localhost` resolves to the address the TLS listener takes.
+    // As `/etc/hosts` pointing Zoom's name at this host would: without
+    // `listen.tls` or `zoom.dns_servers`, Zoom's names go through the system
+    // resolver, and `localhost` resolves to the address the proxy listener
+    // takes. (With either, they go to DNS instead: tests/dns_bypass.rs.)
     let text = format!(
-        "[listen]\ntls = \"127.0.0.1:18443\"\n[zoom]\napi_url = \"http://localhost:18443\"\n\
+        "[listen]\nproxy = \"127.0.0.1:18443\"\n[zoom]\napi_url = \"http://localhost:18443\"\n\
          [store]\nbackend = \"memory\"\n{APP}"
     );
     assert_fails_on("upstream loop", &text, "zoom.api_url");

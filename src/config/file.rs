@@ -60,6 +60,7 @@ pub(super) struct FileZoom {
     pub(super) ca_file: Option<String>,
     pub(super) connect_timeout: Option<String>,
     pub(super) response_timeout: Option<String>,
+    pub(super) dns_servers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,6 +48,8 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The port of a `zoom.dns_servers` entry given as a bare IP address.
+pub const DEFAULT_DNS_PORT: u16 = 53;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// A streamed upload may pause this long without a byte moving.
 pub const DEFAULT_UPLOAD_STALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,6 +105,10 @@ pub struct Zoom {
     pub connect_timeout: Duration,
     /// Time allowed until Zoom's response headers arrive.
     pub response_timeout: Duration,
+    /// Nameservers asked for Zoom's addresses directly, bypassing `/etc/hosts`.
+    /// Empty: `/etc/resolv.conf`'s when `listen.tls` is set, else the system
+    /// resolver (see `upstream::Resolver`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -269,6 +275,7 @@ impl Config {
                 ca_file: None,
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+                dns_servers: Vec::new(),
             },
             apps,
             store: Store {

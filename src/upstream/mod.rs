@@ -3,12 +3,19 @@
 //!
 //! API calls go through [`OriginPool`], built for their one origin; the token
 //! endpoint, called a few times an hour, through hyper-util's pooled client.
-//! Both trust the same roots: webpki's, the system's, and `zoom.ca_file`. Plain
-//! `http://` is only reachable for loopback hosts, which config validation enforces.
+//! Both trust the same roots: webpki's, the system's, and `zoom.ca_file`; both
+//! find Zoom's addresses through the one [`Resolver`] (DNS directly when
+//! `listen.tls` is on, see `resolve.rs`), and both verify Zoom's certificate
+//! against the host name, never the address. Plain `http://` is only reachable
+//! for loopback hosts, which config validation enforces.
 
+pub mod dns;
 mod pool;
+mod resolve;
 
+pub use self::dns::{DnsError, DnsResolver};
 pub use self::pool::{OriginPool, PoolError};
+pub use self::resolve::{nameservers, Resolver, ResolverSetupError, RESOLV_CONF};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +32,7 @@ use rustls_pki_types::CertificateDer;
 use crate::body::Body;
 
 /// The token endpoint's pooled client.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector<Resolver>>, Body>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -54,9 +61,14 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, T
     ))
 }
 
-/// Builds the token endpoint's client.
-pub fn client(tls: &rustls::ClientConfig, connect_timeout: Duration) -> UpstreamClient {
-    let mut http = HttpConnector::new();
+/// Builds the token endpoint's client. hyper-rustls takes the TLS server name
+/// from the URI's host, whatever `resolver` answers.
+pub fn client(
+    tls: &rustls::ClientConfig,
+    connect_timeout: Duration,
+    resolver: Resolver,
+) -> UpstreamClient {
+    let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));

@@ -79,6 +79,8 @@ struct Inner {
     port: u16,
     /// `Some` for `https`: the TLS client, offering `h2` and `http/1.1`.
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Finds `host`'s addresses; TLS still names `host`.
+    resolver: super::Resolver,
     connect_timeout: Duration,
     proto: AtomicU8,
     idle: Mutex<VecDeque<Idle>>,
@@ -117,6 +119,7 @@ impl OriginPool {
     pub fn new(
         origin: &Uri,
         tls: &ClientConfig,
+        resolver: super::Resolver,
         connect_timeout: Duration,
         opened: Counter,
     ) -> Result<Self, super::TlsSetupError> {
@@ -149,6 +152,7 @@ impl OriginPool {
                 host,
                 port,
                 tls,
+                resolver,
                 connect_timeout,
                 idle: Mutex::new(VecDeque::new()),
                 h2: tokio::sync::Mutex::new(None),
@@ -334,7 +338,7 @@ impl Inner {
     /// Tries each resolved address in turn; the caller bounds the whole.
     async fn tcp(&self) -> std::io::Result<TcpStream> {
         let mut last = None;
-        for addr in tokio::net::lookup_host((self.host.as_str(), self.port)).await? {
+        for addr in self.resolver.lookup(&self.host, self.port).await? {
             match TcpStream::connect(addr).await {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;

@@ -5,5 +5,6 @@
 //! `mod common;` (from a folder: `#[path = "../common/mod.rs"] mod common;`).
 
 pub(crate) mod client;
+pub(crate) mod dns;
 pub(crate) mod logs;
 pub(crate) mod process;

@@ -3,6 +3,7 @@
 mod admin;
 #[path = "../common/mod.rs"]
 mod common;
+mod dns;
 mod errors;
 mod forwarding;
 mod idle;

@@ -21,6 +21,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.zoom.ca_file, None);
     assert_eq!(c.zoom.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     assert_eq!(c.zoom.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
+    assert!(c.zoom.dns_servers.is_empty());
     assert_eq!(c.apps.len(), 1);
     assert_eq!(c.apps[0].client_id, "app1");
     assert_eq!(
@@ -68,6 +69,7 @@ api_url = "http://127.0.0.1:7000/"
 oauth_url = "http://localhost:7001"
 connect_timeout = "250ms"
 response_timeout = "2m"
+dns_servers = ["10.96.0.10:53", "[fd00::10]:5353"]
 
 [store]
 backend = "memory"
@@ -101,6 +103,13 @@ keep_forwarding_headers = ["X-Forwarded-Proto", "via"]
     assert_eq!(c.zoom.oauth_url, "http://localhost:7001/");
     assert_eq!(c.zoom.connect_timeout, Duration::from_millis(250));
     assert_eq!(c.zoom.response_timeout, Duration::from_secs(120));
+    assert_eq!(
+        c.zoom.dns_servers,
+        vec![
+            "10.96.0.10:53".parse::<SocketAddr>().expect("addr"),
+            "[fd00::10]:5353".parse().expect("addr")
+        ]
+    );
     assert_eq!(c.store.backend, StoreBackend::Memory);
     assert_eq!(c.store.key, KeySource::Env("OTHER_KEY".to_owned()));
     assert_eq!(c.refresh.ahead, Duration::from_secs(90));

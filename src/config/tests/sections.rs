@@ -57,6 +57,32 @@ fn upstream_urls_are_scheme_and_host_only() {
 }
 
 #[test]
+fn dns_servers_are_ip_and_port_or_ip_alone() {
+    let c = ok("[zoom]\ndns_servers = [\"10.96.0.10\", \" 127.0.0.1:5353 \", \"::1\"]\n");
+    let want: Vec<SocketAddr> = ["10.96.0.10:53", "127.0.0.1:5353", "[::1]:53"]
+        .iter()
+        .map(|a| a.parse().expect("addr"))
+        .collect();
+    assert_eq!(c.zoom.dns_servers, want);
+    let m = extra_fails_on("[zoom]\ndns_servers = []\n", "zoom.dns_servers");
+    assert!(m.contains("resolv.conf"), "{m}");
+    let m = extra_fails_on(
+        "[zoom]\ndns_servers = [\"10.0.0.1\", \"dns.example:53\"]\n",
+        "zoom.dns_servers[1]",
+    );
+    assert!(m.contains("\"dns.example:53\""), "{m}");
+    extra_fails_on(
+        "[zoom]\ndns_servers = [\"10.0.0.1:0\"]\n",
+        "zoom.dns_servers[0]",
+    );
+    extra_fails_on(
+        "[zoom]\ndns_servers = [\"0.0.0.0\"]\n",
+        "zoom.dns_servers[0]",
+    );
+    extra_fails_on("[zoom]\ndns_servers = \"10.0.0.1\"\n", "zoom.dns_servers");
+}
+
+#[test]
 fn plain_http_only_for_loopback_upstreams() {
     let m = extra_fails_on("[zoom]\napi_url = \"http://api.zoom.us\"\n", "zoom.api_url");
     assert!(matches!(

@@ -116,7 +116,41 @@ fn zoom(raw: FileZoom, env: &dyn Env) -> Result<Zoom, ConfigError> {
             raw.response_timeout.as_deref(),
             DEFAULT_RESPONSE_TIMEOUT,
         )?,
+        dns_servers: dns_servers(raw.dns_servers.as_deref())?,
     })
+}
+
+/// `"IP:port"` or a bare `"IP"` (port 53); a list that is set names at least one.
+fn dns_servers(raw: Option<&[String]>) -> Result<Vec<SocketAddr>, ConfigError> {
+    const KEY: &str = "zoom.dns_servers";
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    if raw.is_empty() {
+        return Err(invalid(
+            KEY,
+            "must name at least one server; leave it out to use /etc/resolv.conf's",
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let text = value.trim();
+            let addr = text
+                .parse::<SocketAddr>()
+                .ok()
+                .or_else(|| {
+                    let ip = text.parse::<std::net::IpAddr>().ok()?;
+                    Some(SocketAddr::new(ip, DEFAULT_DNS_PORT))
+                })
+                .filter(|a| a.port() != 0 && !a.ip().is_unspecified());
+            addr.ok_or_else(|| ConfigError::SocketAddr {
+                key: format!("{KEY}[{i}]"),
+                value: value.clone(),
+                reason: "expected a nameserver's IP:port or IP, e.g. 10.96.0.10:53".to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// The extra roots file must be readable and hold at least one PEM certificate.
