@@ -38,7 +38,11 @@ pub struct RefreshCtx {
 /// it issues new ones, so until the adoption installs them, an `invalid_grant`
 /// on some grant may be that revocation: not a reason to declare it dead.
 #[derive(Debug, Default)]
-pub struct Adopting(AtomicUsize);
+pub struct Adopting {
+    running: AtomicUsize,
+    /// Wakes waiters when the last adoption in flight ends.
+    idle: Notify,
+}
 
 /// One adoption in flight; uncounted when dropped, however it ended.
 #[derive(Debug)]
@@ -94,18 +98,33 @@ impl Tasks {
 
 impl Adopting {
     pub(crate) fn begin(&self) -> AdoptingGuard<'_> {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.running.fetch_add(1, Ordering::AcqRel);
         AdoptingGuard(self)
     }
 
     pub fn any(&self) -> bool {
-        self.0.load(Ordering::Acquire) > 0
+        self.running.load(Ordering::Acquire) > 0
+    }
+
+    /// Returns once no adoption is in flight.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if !self.any() {
+                return;
+            }
+            idle.await;
+        }
     }
 }
 
 impl Drop for AdoptingGuard<'_> {
     fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 

@@ -28,6 +28,10 @@ use super::refresher::{last_error, usable, Flight, Need};
 use super::{GrantKey, Subject};
 use crate::clock::UnixMillis;
 
+/// How long a caller whose token Zoom refused waits for an adoption in flight
+/// (a code exchange's Zoom call, identity lookup and write) to land.
+const ADOPTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why no token can be had. The text is safe to show callers: no secrets.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -159,6 +163,22 @@ impl GrantHandle {
         sent: &Arc<Current>,
     ) -> Result<Arc<Current>, TokenError> {
         Box::pin(self.refresh_while(Need::Replace(sent.clone()))).await
+    }
+
+    /// After [`Self::after_rejection`] failed while an authorization was being
+    /// adopted: Zoom revokes a user's earlier tokens the moment it issues new
+    /// ones, so the refusal may be that adoption's doing. Waits (at most
+    /// [`ADOPTION_WAIT`], outside the grant's lock, which the adoption needs)
+    /// for adoptions in flight to land, and returns the grant's token if it is
+    /// a live one other than `sent`'s.
+    pub async fn after_adoption(&self, sent: &Arc<Current>) -> Option<Arc<Current>> {
+        if !self.ctx.adopting.any() {
+            return None;
+        }
+        let _ = tokio::time::timeout(ADOPTION_WAIT, self.ctx.adopting.idle()).await;
+        let cur = self.current.load_full();
+        let newer = cur.bearer.is_some() && cur.bearer != sent.bearer && cur.dead.is_none();
+        newer.then_some(cur)
     }
 
     /// Refreshes now, whatever the token's state (admin `POST /grants/{id}/refresh`, keep-alive).

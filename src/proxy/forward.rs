@@ -138,8 +138,16 @@ impl Proxy {
                 body::full(resp_bytes),
             )));
         }
-        // The token we sent lost a race with a rotation, or expired at Zoom first.
-        let fresh = grant.after_rejection(&cur).await?;
+        // The token we sent lost a race with a rotation, or expired at Zoom first,
+        // or another system's authorization of this user revoked it at Zoom and
+        // its adoption is about to bring the new tokens into this grant.
+        let fresh = match grant.after_rejection(&cur).await {
+            Ok(fresh) => fresh,
+            Err(error) => match grant.after_adoption(&cur).await {
+                Some(fresh) => fresh,
+                None => return Err(error.into()),
+            },
+        };
         let cause = if fresh.issued_at_ms >= started_ms {
             "refreshed"
         } else {
