@@ -187,17 +187,7 @@ fn account_credentials(
     let now_ms = shared.clock.now_ms();
     let ttl_ms = millis(settings.s2s_token_ttl);
     let token = lock(&shared.grants).issue_s2s(client_id, now_ms, ttl_ms, settings.legacy_s2s);
-    reply::json(
-        StatusCode::OK,
-        &TokenAnswer {
-            access_token: &token,
-            token_type: "bearer",
-            refresh_token: None,
-            expires_in: settings.s2s_token_ttl.as_secs(),
-            scope: S2S_SCOPE,
-            api_url: &shared.api_url,
-        },
-    )
+    minted_answer(shared, settings, &token, S2S_SCOPE)
 }
 
 /// `grant_type=client_credentials`: the app's own token (a General app's
@@ -207,14 +197,24 @@ fn client_credentials(shared: &Shared, settings: &Settings, client_id: &str) -> 
     let now_ms = shared.clock.now_ms();
     let ttl_ms = millis(settings.s2s_token_ttl);
     let token = lock(&shared.grants).issue_app(client_id, now_ms, ttl_ms);
+    minted_answer(shared, settings, &token, APP_SCOPE)
+}
+
+/// The answer for a token with no user and no refresh token (S2S, app).
+fn minted_answer(
+    shared: &Shared,
+    settings: &Settings,
+    token: &str,
+    scope: &'static str,
+) -> Response<Body> {
     reply::json(
         StatusCode::OK,
         &TokenAnswer {
-            access_token: &token,
+            access_token: token,
             token_type: "bearer",
             refresh_token: None,
             expires_in: settings.s2s_token_ttl.as_secs(),
-            scope: APP_SCOPE,
+            scope,
             api_url: &shared.api_url,
         },
     )
