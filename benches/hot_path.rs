@@ -48,6 +48,7 @@ fn callers(c: &mut Criterion) {
             name: format!("caller-{i}"),
             key: format!("caller-key-{i:04}-0123456789").into(),
             grant: GrantKey::new("sim-client", Subject::Account(format!("account-{i}"))),
+            weight: 1,
         })
         .collect();
     let callers = CallerKeys::new(&keys);

@@ -116,6 +116,7 @@ async fn start() -> Result<Harness, BoxError> {
             name: "bench".into(),
             key: KEY.into(),
             grant: GrantKey::new(CLIENT, Subject::Account(ACCOUNT.into())),
+            weight: 1,
         }];
         c.listen.forward_proxy = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         c.listen.tls = Some(SocketAddr::from(([127, 0, 0, 1], 0)));

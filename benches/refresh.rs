@@ -80,6 +80,7 @@ async fn start(tls: Option<std::path::PathBuf>, invalidate: bool) -> Result<Harn
             name: "bench".into(),
             key: USER_KEY.into(),
             grant: GrantKey::new(CLIENT, Subject::User(USER.into())),
+            weight: 1,
         }];
     })
     .await?;

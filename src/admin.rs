@@ -8,6 +8,7 @@
 //! without a preflight that admin never answers. Each forced refresh is a real
 //! rotation at Zoom, so one grant takes at most one per [`REFRESH_INTERVAL`].
 
+use crate::ratelimit::RateLimiter;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,8 @@ pub struct Admin {
     /// cannot both pass. Only known grants get an entry, and lapsed ones are
     /// pruned on each insert, so it stays as small as the registry.
     refreshed_at: Mutex<HashMap<String, UnixMillis>>,
+    /// For `/ratelimits`.
+    limiter: RateLimiter,
 }
 
 /// Seconds until each grant's token expires, computed at scrape time.
@@ -55,12 +58,18 @@ pub struct GrantExpiry {
 // === impl Admin ===
 
 impl Admin {
-    pub fn new(registry: Arc<Registry>, metrics: MetricsRegistry, clock: Clock) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        metrics: MetricsRegistry,
+        clock: Clock,
+        limiter: RateLimiter,
+    ) -> Self {
         Self {
             registry,
             metrics,
             clock,
             refreshed_at: Mutex::new(HashMap::new()),
+            limiter,
         }
     }
 
@@ -86,6 +95,7 @@ impl Admin {
                 resp
             }
             (&Method::GET, "/grants") => self.grants().await,
+            (&Method::GET, "/ratelimits") => self.ratelimits(),
             (&Method::POST, p) if p.starts_with("/grants/") && p.ends_with("/refresh") => {
                 let id = &p["/grants/".len()..p.len() - "/refresh".len()];
                 self.refresh(&percent_decode(id)).await
@@ -93,6 +103,23 @@ impl Admin {
             _ => body::json(StatusCode::NOT_FOUND, &json!({ "error": "not found" })),
         };
         Ok(resp)
+    }
+
+    /// The rate-limit budgets this replica knows: per account and category,
+    /// the rate, whether a slot is free, Zoom's last remaining figure, a daily
+    /// closure, and who is waiting. Account ids appear here (an operator's
+    /// view), never in metrics.
+    fn ratelimits(&self) -> Response<Body> {
+        let (budgets, closed) = self.limiter.budgets();
+        body::json(
+            StatusCode::OK,
+            &json!({
+                "enabled": self.limiter.enabled(),
+                "max_wait_ms": self.limiter.max_wait().as_millis() as u64,
+                "budgets": budgets,
+                "closed": closed,
+            }),
+        )
     }
 
     /// Ready when the store answers and no rotated token is held in memory only.

@@ -19,6 +19,7 @@ use crate::intercept::{
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
+use crate::ratelimit::{RateLimiter, SharedBudget};
 use crate::serve::{serve, ServerLimits};
 use crate::store::{
     Coordinator, FileStore, GrantStore, Local, MemoryStore, RedisStore, StoreError,
@@ -76,8 +77,8 @@ pub enum StartError {
 impl Running {
     /// Starts every listener and background task.
     pub async fn start(config: Config, options: StartOptions) -> Result<Self, StartError> {
-        let (store, coord) = match options.store {
-            Some(store) => (store, Arc::new(Local) as Arc<dyn Coordinator>),
+        let (store, coord, shared_budget) = match options.store {
+            Some(store) => (store, Arc::new(Local) as Arc<dyn Coordinator>, None),
             None => open_store(&config).await?,
         };
         let tls = upstream::tls_config(config.zoom.ca_file.as_deref())?;
@@ -164,6 +165,12 @@ impl Running {
             config.listen.public_url = format!("http://{proxy_addr}");
         }
 
+        let limiter = RateLimiter::new(
+            config.rate_limit.clone(),
+            shared_budget,
+            options.clock.clone(),
+            metrics.metrics.clone(),
+        );
         // Virtual tokens outlive a restart when the store keeps the signing key.
         let signer = store.signing_key().map_or_else(Signer::random, Signer::new);
         let proxy = Arc::new(Proxy::new(
@@ -173,11 +180,13 @@ impl Running {
             zoom,
             (signer, options.clock.clone()),
             metrics.metrics.clone(),
+            limiter.clone(),
         ));
         let admin = Arc::new(Admin::new(
             registry.clone(),
             metrics.clone(),
             options.clock.clone(),
+            limiter,
         ));
         let mut tasks = Vec::new();
         if let Some(interception) = &interception {
@@ -300,23 +309,33 @@ pub enum RunError {
 }
 
 /// The store the config names, and how replicas sharing it coordinate.
+/// The store, its coordinator, and (with Redis) the rate-limit budgets every
+/// replica shares.
 async fn open_store(
     config: &Config,
-) -> Result<(Arc<dyn GrantStore>, Arc<dyn Coordinator>), StartError> {
+) -> Result<
+    (
+        Arc<dyn GrantStore>,
+        Arc<dyn Coordinator>,
+        Option<SharedBudget>,
+    ),
+    StartError,
+> {
     let local = Arc::new(Local);
     match &config.store.backend {
-        StoreBackend::Memory => Ok((Arc::new(MemoryStore::new()), local)),
+        StoreBackend::Memory => Ok((Arc::new(MemoryStore::new()), local, None)),
         StoreBackend::File { path } => {
             // Opening reads (and after a crash, repairs) the database: blocking work.
             let (path, key) = (path.clone(), config.store.key.clone());
             let store = tokio::task::spawn_blocking(move || FileStore::open(&path, &key))
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("opening the file store: {e}")))??;
-            Ok((Arc::new(store), local))
+            Ok((Arc::new(store), local, None))
         }
         StoreBackend::Redis { url, lock_lease } => {
             let store = RedisStore::open(url, &config.store.key, *lock_lease).await?;
-            Ok((Arc::new(store.clone()), Arc::new(store)))
+            let shared = SharedBudget::new(store.connection());
+            Ok((Arc::new(store.clone()), Arc::new(store), Some(shared)))
         }
     }
 }

@@ -39,6 +39,10 @@ pub enum ProxyError {
     Upstream(String),
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
+    /// The request's rate-limit budget had no slot in time, or Zoom closed it
+    /// for the day: answered locally in Zoom's 429 shape.
+    #[error("rate limited: {0}")]
+    RateLimited(#[from] crate::ratelimit::Refusal),
 }
 
 // === impl ProxyError ===
@@ -67,6 +71,7 @@ impl ProxyError {
             ProxyError::Upstream(_) => Fault::ZoomUnreachable,
             ProxyError::UpstreamTimeout(_) => Fault::ZoomTimeout,
             ProxyError::UploadStalled(_) => Fault::UploadStalled,
+            ProxyError::RateLimited(_) => Fault::RateLimited,
         }
     }
 
@@ -78,6 +83,10 @@ impl ProxyError {
             tracing::warn!(error = %self, status = status.as_u16(), "request failed");
         } else {
             tracing::debug!(error = %self, status = status.as_u16(), "request refused");
+        }
+        if let ProxyError::RateLimited(refusal) = self {
+            // Zoom's own 429, headers and all, so callers' backoff runs unchanged.
+            return refusal.into_response();
         }
         let (code, message) = fault.api_answer();
         body::json(status, &json!({ "code": code, "message": message }))
@@ -196,6 +205,8 @@ pub enum Fault {
     NoToken,
     /// The caller's streamed upload stopped moving (`proxy.upload_stall_timeout`).
     UploadStalled,
+    /// Zoom's rate limit, answered locally (see `ratelimit::Refusal`).
+    RateLimited,
 }
 
 pub const ZOOM_UNREACHABLE: &str = "grantmux: Zoom could not be reached.";
@@ -221,6 +232,7 @@ impl Fault {
             Fault::ZoomTimeout => StatusCode::GATEWAY_TIMEOUT,
             Fault::StoreUnavailable | Fault::NoToken => StatusCode::SERVICE_UNAVAILABLE,
             Fault::UploadStalled => StatusCode::REQUEST_TIMEOUT,
+            Fault::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -237,6 +249,9 @@ impl Fault {
             Fault::StoreUnavailable => STORE_UNAVAILABLE,
             Fault::NoToken => NO_TOKEN,
             Fault::UploadStalled => UPLOAD_STALLED,
+            Fault::RateLimited => {
+                "You have reached the maximum per-second rate limit for this API. Try again later."
+            }
         }
     }
 
@@ -265,7 +280,8 @@ impl Fault {
             Fault::BadRequest(_)
             | Fault::InvalidToken
             | Fault::ExpiredToken
-            | Fault::UploadStalled => "invalid_request",
+            | Fault::UploadStalled
+            | Fault::RateLimited => "invalid_request",
             Fault::ZoomUnreachable
             | Fault::ZoomTimeout
             | Fault::StoreUnavailable

@@ -72,6 +72,7 @@ impl Harness {
                 client_id: a.client_id.clone(),
                 client_secret: (!a.public).then(|| a.client_secret.clone().into()),
                 revoke_upstream: RevokePolicy::Never,
+                weight: crate::config::DEFAULT_WEIGHT,
             })
             .collect();
         let ca = sim.tls.clone();

@@ -27,6 +27,10 @@
 //!               announcements; `Local` for one process); memory, file (redb), redis; AES-256-GCM
 //! oauth/        the Zoom token client; the caller-facing token endpoint
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
+//!               and on Zoom's per-second 429
+//! ratelimit/    Zoom's rate limits shared fairly: one paced budget per (account,
+//!               category) with a weighted fair queue, shared through Redis when the
+//!               store is; categories seeded and learned; daily 429s close a budget
 //! intercept/    answering as zoom.us / api.zoom.us for clients whose URLs are in their
 //!               code: a CA name-constrained to those hosts, leaves by SNI, the HTTPS
 //!               forward proxy (CONNECT) and the TLS listener, both serving as proxy/ does
@@ -67,6 +71,7 @@ pub mod metrics;
 mod moved;
 pub mod oauth;
 pub mod proxy;
+pub mod ratelimit;
 pub mod secret;
 pub mod serve;
 pub mod signal;

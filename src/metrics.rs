@@ -63,6 +63,26 @@ pub struct ReplayLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CategoryLabels {
     pub category: String,
+    /// `per_second`, `daily` or `unknown`: what `X-RateLimit-Type` said.
+    pub r#type: &'static str,
+}
+
+/// A rate-limit category, lowercase (`light` … `resource_intensive`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocalLimitLabels {
+    /// `max_wait`, `daily_closed` or `user_daily_closed`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoomLimitLabels {
+    /// `per_second`, `daily`, `user_daily` or `unknown`.
+    pub kind: &'static str,
 }
 
 /// Every metric handle. Clones share the underlying series.
@@ -78,6 +98,17 @@ pub struct Metrics {
     /// Time from Zoom's answer to the durable write of the rotated token.
     pub persist_seconds: Histogram,
     pub ratelimit_remaining: Family<CategoryLabels, Gauge>,
+    /// Requests that waited in a budget's fair queue.
+    pub ratelimit_held: Family<CategoryLabel, Counter>,
+    pub ratelimit_held_seconds: Family<CategoryLabel, Histogram>,
+    /// 429s grantmux answered itself, without calling Zoom.
+    pub ratelimit_local_429: Family<LocalLimitLabels, Counter>,
+    /// 429s Zoom answered.
+    pub zoom_429: Family<ZoomLimitLabels, Counter>,
+    /// Calls retried after Zoom's per-second 429.
+    pub ratelimit_retries: Counter,
+    /// Budget takes answered locally because Redis was unreachable.
+    pub ratelimit_shared_fallbacks: Counter,
 }
 
 /// The registry and the handles, built together.
@@ -103,6 +134,14 @@ impl Metrics {
             refresh_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             persist_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             ratelimit_remaining: Family::default(),
+            ratelimit_held: Family::default(),
+            ratelimit_held_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            }),
+            ratelimit_local_429: Family::default(),
+            zoom_429: Family::default(),
+            ratelimit_retries: Counter::default(),
+            ratelimit_shared_fallbacks: Counter::default(),
         };
         // Zero series up front, so dashboards see them before the first replay.
         for cause in ["refreshed", "rotated"] {
@@ -146,8 +185,38 @@ impl Metrics {
         );
         r.register(
             "zoom_ratelimit_remaining",
-            "X-RateLimit-Remaining last seen from Zoom, by category",
+            "X-RateLimit-Remaining last seen from Zoom, by category and X-RateLimit-Type",
             m.ratelimit_remaining.clone(),
+        );
+        r.register(
+            "ratelimit_held",
+            "Requests that waited for their rate-limit budget, by category",
+            m.ratelimit_held.clone(),
+        );
+        r.register(
+            "ratelimit_held_seconds",
+            "Time requests waited for their rate-limit budget, by category",
+            m.ratelimit_held_seconds.clone(),
+        );
+        r.register(
+            "ratelimit_local_429",
+            "429s answered by grantmux without calling Zoom, by reason",
+            m.ratelimit_local_429.clone(),
+        );
+        r.register(
+            "zoom_429",
+            "429s Zoom answered, by the limit it named",
+            m.zoom_429.clone(),
+        );
+        r.register(
+            "ratelimit_retries",
+            "Calls retried transparently after Zoom's per-second 429",
+            m.ratelimit_retries.clone(),
+        );
+        r.register(
+            "ratelimit_shared_fallbacks",
+            "Budget decisions made locally because Redis was unreachable",
+            m.ratelimit_shared_fallbacks.clone(),
         );
         m
     }
@@ -163,6 +232,7 @@ impl Metrics {
         // Named by constants: a `&str` name would be parsed and checked on every call.
         const REMAINING: http::HeaderName = http::HeaderName::from_static("x-ratelimit-remaining");
         const CATEGORY: http::HeaderName = http::HeaderName::from_static("x-ratelimit-category");
+        const TYPE: http::HeaderName = http::HeaderName::from_static("x-ratelimit-type");
         let Some(remaining) = headers
             .get(REMAINING)
             .and_then(|v| v.to_str().ok())
@@ -179,6 +249,11 @@ impl Metrics {
         self.ratelimit_remaining
             .get_or_create(&CategoryLabels {
                 category: category.to_owned(),
+                r#type: headers
+                    .get(TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(crate::ratelimit::LimitType::parse)
+                    .map_or("unknown", crate::ratelimit::LimitType::label),
             })
             .set(remaining);
     }

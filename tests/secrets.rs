@@ -56,6 +56,7 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
             name: "reports".into(),
             key: CALLER_KEY.into(),
             grant: GrantKey::new(CLIENT, Subject::Account("sim-account".into())),
+            weight: 1,
         }];
     })
     .await

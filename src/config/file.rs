@@ -24,6 +24,7 @@ pub(super) struct FileConfig {
     #[serde(rename = "caller")]
     pub(super) callers: Vec<FileCaller>,
     pub(super) intercept: FileIntercept,
+    pub(super) rate_limit: FileRateLimit,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +72,7 @@ pub(super) struct FileApp {
     pub(super) client_secret_file: Option<String>,
     pub(super) public: bool,
     pub(super) revoke_upstream: Option<String>,
+    pub(super) weight: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +114,7 @@ pub(super) struct FileCaller {
     pub(super) key_env: Option<String>,
     pub(super) key_file: Option<String>,
     pub(super) grant: Option<FileGrant>,
+    pub(super) weight: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,4 +123,18 @@ pub(super) struct FileGrant {
     pub(super) client_id: Option<String>,
     pub(super) account_id: Option<String>,
     pub(super) user_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileRateLimit {
+    pub(super) enabled: Option<bool>,
+    pub(super) plan: Option<String>,
+    pub(super) max_wait: Option<String>,
+    pub(super) headroom: Option<f64>,
+    /// Per-label overrides, requests per second (Resource-intensive: per minute).
+    pub(super) light: Option<f64>,
+    pub(super) medium: Option<f64>,
+    pub(super) heavy: Option<f64>,
+    pub(super) resource_intensive_per_minute: Option<f64>,
 }

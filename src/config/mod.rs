@@ -59,6 +59,13 @@ pub const DEFAULT_INTERCEPT_HOSTS: &[&str] = &["zoom.us", "api.zoom.us"];
 pub const DEFAULT_LEAF_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Caller-sent forwarding headers let through to Zoom: none.
 pub const DEFAULT_KEEP_FORWARDING_HEADERS: &[&str] = &[];
+/// How long a request may wait for its rate-limit budget before a local 429.
+pub const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(5);
+/// The share of Zoom's per-second rate kept unused, against the jitter between
+/// our pacing and Zoom's one-second windows.
+pub const DEFAULT_RATE_LIMIT_HEADROOM: f64 = 0.05;
+/// A caller's (or an app's bindings') share of a budget.
+pub const DEFAULT_WEIGHT: u32 = 1;
 
 /// The validated configuration. Nothing past `config.rs` sees raw TOML.
 #[derive(Clone, Debug)]
@@ -71,6 +78,7 @@ pub struct Config {
     pub proxy: Proxy,
     pub callers: Vec<Caller>,
     pub intercept: Intercept,
+    pub rate_limit: RateLimit,
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +126,9 @@ pub struct App {
     /// for PKCE, which send their `client_id` and no secret.
     pub client_secret: Option<Secret>,
     pub revoke_upstream: RevokePolicy,
+    /// The share of a rate-limit budget each of this app's virtual-token
+    /// callers (bindings) gets against others waiting for it.
+    pub weight: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -175,6 +186,64 @@ pub struct Proxy {
     /// Forwarding headers (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `Via`) a
     /// caller sent that still reach Zoom; every other one is dropped.
     pub keep_forwarding_headers: Vec<http::HeaderName>,
+}
+
+/// `[rate_limit]`: one budget per (Zoom account, category), paced and shared
+/// fairly (DESIGN §3.11).
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    /// `false`: every call passes through, as Zoom answers it.
+    pub enabled: bool,
+    pub plan: Plan,
+    /// Zoom's per-second rates by category: the plan's, with overrides.
+    pub rates: crate::ratelimit::Rates,
+    pub max_wait: Duration,
+    /// `0..1`: the share of each rate left unused.
+    pub headroom: f64,
+}
+
+/// Zoom's account plans, which set its per-second rates (ZOOM.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Free,
+    Pro,
+    /// Business, Education, Enterprise and Partners ("Business+").
+    Business,
+    /// Every rate given in the config.
+    Custom,
+}
+
+// === impl RateLimit ===
+
+impl RateLimit {
+    /// Shaping off: what `for_upstream` (tests, demo) starts with.
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            plan: Plan::Pro,
+            rates: Plan::Pro
+                .rates()
+                .unwrap_or_else(|| crate::ratelimit::Rates::new(30.0, 20.0, 10.0, 10.0)),
+            max_wait: DEFAULT_RATE_LIMIT_MAX_WAIT,
+            headroom: DEFAULT_RATE_LIMIT_HEADROOM,
+        }
+    }
+}
+
+// === impl Plan ===
+
+impl Plan {
+    /// Light, Medium and Heavy per second and Resource-intensive per minute,
+    /// from Zoom's table; `None` for `custom`.
+    pub fn rates(self) -> Option<crate::ratelimit::Rates> {
+        use crate::ratelimit::Rates;
+        match self {
+            Plan::Free => Some(Rates::new(4.0, 2.0, 1.0, 10.0)),
+            Plan::Pro => Some(Rates::new(30.0, 20.0, 10.0, 10.0)),
+            Plan::Business => Some(Rates::new(80.0, 60.0, 40.0, 20.0)),
+            Plan::Custom => None,
+        }
+    }
 }
 
 /// Answering as Zoom's own hosts, for clients whose URLs are fixed in code.
@@ -248,6 +317,8 @@ pub struct Caller {
     pub name: String,
     pub key: Secret,
     pub grant: GrantKey,
+    /// Its share of a rate-limit budget against others waiting for it.
+    pub weight: u32,
 }
 
 // === impl Config ===
@@ -297,6 +368,7 @@ impl Config {
             },
             callers: Vec::new(),
             intercept: Intercept::off(),
+            rate_limit: RateLimit::off(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! that hides a token rotation from callers.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -15,8 +15,9 @@ use super::{headers, Proxy};
 use crate::body::{self, Body, BoxError};
 use crate::error::ProxyError;
 use crate::grants::vtoken::{Claims, Kind, VerifyError};
-use crate::grants::GrantHandle;
+use crate::grants::{GrantHandle, Subject};
 use crate::metrics::ReplayLabels;
+use crate::ratelimit::{Ask, Flow, Observed, ZoomLimits};
 use crate::upstream::describe_error;
 
 /// Zoom's 401 bodies are tiny; anything bigger is not the one we replay on.
@@ -24,7 +25,8 @@ const MAX_401_BODY: usize = 64 * 1024;
 
 /// Whom a request acts for.
 enum Target {
-    Grant(Arc<GrantHandle>),
+    /// A grant, and who asks (for the rate-limit budget's fair queue).
+    Grant(Arc<GrantHandle>, Flow),
     /// An unknown bearer token forwarded untouched (migration mode).
     Passthrough,
 }
@@ -54,7 +56,7 @@ impl Proxy {
                     .await?;
                 Ok(into_client_response(resp))
             }
-            Target::Grant(grant) => self.forward_with_grant(&grant, parts, body).await,
+            Target::Grant(grant, flow) => self.forward_with_grant(&grant, flow, parts, body).await,
         }
     }
 
@@ -63,13 +65,28 @@ impl Proxy {
         let presented = headers::bearer(headers);
         if let Some(token) = presented {
             match self.signer.verify(token) {
-                Ok(claims) => return self.resolve_virtual(&claims).await.map(Target::Grant),
+                Ok(claims) => {
+                    let grant = self.resolve_virtual(&claims).await?;
+                    let weight = self
+                        .app_weights
+                        .get(&grant.key().client_id)
+                        .copied()
+                        .unwrap_or(1);
+                    let flow = Flow {
+                        id: Arc::from(format!("binding:{}", claims.bid)),
+                        weight,
+                    };
+                    return Ok(Target::Grant(grant, flow));
+                }
                 Err(VerifyError::Tampered) => return Err(ProxyError::InvalidToken),
                 Err(VerifyError::Foreign) => {}
             }
         }
-        if let Some((_, key)) = presented.and_then(|t| self.callers.lookup(t)) {
-            return Ok(Target::Grant(self.registry.ensure(key)));
+        if let Some((caller, key)) = presented.and_then(|t| self.callers.lookup(t)) {
+            return Ok(Target::Grant(
+                self.registry.ensure(key),
+                caller.flow.clone(),
+            ));
         }
         if self.passthrough && presented.is_some() {
             return Ok(Target::Passthrough);
@@ -93,11 +110,15 @@ impl Proxy {
     async fn forward_with_grant(
         &self,
         grant: &Arc<GrantHandle>,
+        flow: Flow,
         mut parts: Parts,
         body: Incoming,
     ) -> Result<Response<Body>, ProxyError> {
         let replayable = self.replayable(&parts.headers);
         let started_ms = self.clock.now_ms();
+        // The budget first: a request that waits for it should not hold a
+        // token that may rotate meanwhile.
+        let shaping = self.shaping(grant, &parts, flow).await?;
         let cur = grant.token().await?;
         headers::prepare_request(
             &mut parts.headers,
@@ -106,8 +127,23 @@ impl Proxy {
             cur.bearer.as_ref(),
         );
         if !replayable {
-            // Too big to buffer: it streams, and a 401 reaches the caller as Zoom sent it.
+            // Too big to buffer: it streams, and a 401 or 429 reaches the caller as Zoom sent it.
+            let (method, uri) = (parts.method.clone(), parts.uri.clone());
             let resp = self.send_streamed(parts, body).await?;
+            if let Some(s) = &shaping {
+                if ZoomLimits::present(resp.headers()) {
+                    self.limiter
+                        .observe(
+                            &s.ask,
+                            &method,
+                            uri.path(),
+                            resp.status(),
+                            resp.headers(),
+                            None,
+                        )
+                        .await;
+                }
+            }
             return Ok(into_client_response(resp));
         }
         let buffered = buffer_up_to(body, self.replay_body_limit)
@@ -124,7 +160,9 @@ impl Proxy {
                 return Ok(into_client_response(resp));
             }
         };
-        let resp = self.send(rebuild(&parts, bytes.clone())).await?;
+        let resp = self
+            .send_shaped(shaping.as_ref(), &parts, bytes.clone())
+            .await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(into_client_response(resp));
         }
@@ -161,8 +199,96 @@ impl Proxy {
             parts.headers.insert(header::AUTHORIZATION, bearer.clone());
         }
         tracing::debug!(grant = %grant.id(), "replaying after 401 code 124");
-        let resp = self.send(rebuild(&parts, bytes)).await?;
+        // The replay is a call of its own at Zoom: it spends the budget too.
+        if let Some(s) = &shaping {
+            self.limiter.admit(&s.ask, s.deadline).await?;
+        }
+        let resp = self.send_shaped(shaping.as_ref(), &parts, bytes).await?;
         Ok(into_client_response(resp))
+    }
+
+    /// Takes the request's slot in its account's budget (waiting in the fair
+    /// queue if need be); `None` when shaping is off.
+    async fn shaping(
+        &self,
+        grant: &GrantHandle,
+        parts: &Parts,
+        flow: Flow,
+    ) -> Result<Option<Shaping>, ProxyError> {
+        if !self.limiter.enabled() {
+            return Ok(None);
+        }
+        let (account, user) = budget_account(grant);
+        let Some(ask) = self
+            .limiter
+            .ask(account, user, &parts.method, parts.uri.path(), flow)
+        else {
+            return Ok(None);
+        };
+        let deadline = tokio::time::Instant::now() + self.limiter.max_wait();
+        self.limiter.admit(&ask, deadline).await?;
+        Ok(Some(Shaping { ask, deadline }))
+    }
+
+    /// Sends a whole (buffered) request, and sends it again after Zoom's
+    /// per-second 429, which says Zoom did not perform it, for as long as the
+    /// request's `max_wait` allows.
+    async fn send_shaped(
+        &self,
+        shaping: Option<&Shaping>,
+        parts: &Parts,
+        bytes: Bytes,
+    ) -> Result<Response<Body>, ProxyError> {
+        loop {
+            let resp = self.send(rebuild(parts, bytes.clone())).await?;
+            let Some(s) = shaping else {
+                return Ok(resp);
+            };
+            let (method, path) = (&parts.method, parts.uri.path());
+            if resp.status() != StatusCode::TOO_MANY_REQUESTS {
+                if ZoomLimits::present(resp.headers()) {
+                    let (status, headers) = (resp.status(), resp.headers());
+                    self.limiter
+                        .observe(&s.ask, method, path, status, headers, None)
+                        .await;
+                }
+                return Ok(resp);
+            }
+            let (resp_parts, resp_body) = resp.into_parts();
+            let resp_bytes = read_small(resp_body)
+                .await
+                .map_err(|e| ProxyError::Upstream(format!("reading Zoom's 429: {e}")))?;
+            let observed = self
+                .limiter
+                .observe(
+                    &s.ask,
+                    method,
+                    path,
+                    resp_parts.status,
+                    &resp_parts.headers,
+                    Some(&resp_bytes),
+                )
+                .await;
+            let zoom_429 =
+                || Response::from_parts(resp_parts.clone(), body::full(resp_bytes.clone()));
+            let Observed::RetryAfter(at_ms) = observed else {
+                return Ok(zoom_429());
+            };
+            let wait = Duration::from_millis(at_ms.saturating_sub(self.clock.now_ms()));
+            if tokio::time::Instant::now() + wait > s.deadline {
+                return Ok(zoom_429());
+            }
+            // The budget was pushed back to Zoom's time; waiting for a slot
+            // waits for it (and a route of unknown category waits here).
+            if !s.ask.has_budget() {
+                tokio::time::sleep(wait).await;
+            }
+            if self.limiter.admit(&s.ask, s.deadline).await.is_err() {
+                return Ok(zoom_429());
+            }
+            self.limiter.count_retry();
+            tracing::debug!(path, "retrying after Zoom's per-second 429");
+        }
     }
 
     /// Bodies up to `replay_body_limit` are buffered for a replay. One that says it
@@ -271,6 +397,29 @@ where
         }
     }
     Ok(Buffered::Whole(buf.freeze()))
+}
+
+/// A request's place in its rate-limit budget.
+struct Shaping {
+    ask: Ask,
+    /// `rate_limit.max_wait` from the request's arrival: waits and retries end here.
+    deadline: tokio::time::Instant,
+}
+
+/// The budget a grant's calls spend: Zoom limits per account. A user grant
+/// whose account is not known yet spends a budget of its own user's.
+fn budget_account(grant: &GrantHandle) -> (Arc<str>, Option<&str>) {
+    match &grant.key().subject {
+        Subject::Account(account) => (Arc::from(account.as_str()), None),
+        Subject::User(user) => (Arc::from(format!("user:{user}")), Some(user.as_str())),
+        Subject::App => (Arc::from(format!("app:{}", grant.key().client_id)), None),
+        Subject::Pending(hash) => (Arc::from(format!("pending:{hash}")), None),
+    }
+}
+
+/// Reads a 401 or 429 body, which Zoom keeps tiny.
+async fn read_small(body: Body) -> Result<Bytes, body::BoxError> {
+    read_401(body).await
 }
 
 /// Reads a 401 body, which Zoom keeps tiny.

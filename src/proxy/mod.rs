@@ -6,6 +6,7 @@ mod forward;
 pub mod headers;
 mod upload;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use crate::grants::vtoken::Signer;
 use crate::grants::Registry;
 use crate::metrics::{Metrics, RequestLabels, Route};
 use crate::oauth::{OAuthEndpoint, ZoomTokenClient};
+use crate::ratelimit::RateLimiter;
 use crate::upstream::OriginPool;
 
 /// Everything the proxy listener needs, shared by all connections.
@@ -49,6 +51,10 @@ pub struct Proxy {
     /// How long a streamed upload may go without a byte moving.
     upload_stall_timeout: Duration,
     metrics: Metrics,
+    /// Zoom's rate limits, shared fairly between callers.
+    limiter: RateLimiter,
+    /// `[[app]] weight` by client id: the share of each binding of that app.
+    app_weights: HashMap<String, u32>,
 }
 
 // === impl Proxy ===
@@ -61,6 +67,7 @@ impl Proxy {
         zoom: ZoomTokenClient,
         (signer, clock): (Signer, Clock),
         metrics: Metrics,
+        limiter: RateLimiter,
     ) -> Self {
         let api = &config.zoom.api_url;
         let api_authority = api
@@ -104,6 +111,12 @@ impl Proxy {
             response_timeout: config.zoom.response_timeout,
             upload_stall_timeout: config.proxy.upload_stall_timeout,
             metrics,
+            limiter,
+            app_weights: config
+                .apps
+                .iter()
+                .map(|a| (a.client_id.clone(), a.weight))
+                .collect(),
         }
     }
 

@@ -59,6 +59,12 @@ struct Inner {
 // === impl RedisStore ===
 
 impl RedisStore {
+    /// A handle on the store's connection, for the rate-limit budgets that
+    /// replicas share (`ratelimit::SharedBudget`).
+    pub fn connection(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
     /// Connects, checks that Redis holds grants sealed with this key (or none),
     /// and subscribes to announcements.
     pub async fn open(url: &Secret, key: &KeySource, lease: Duration) -> Result<Self, StoreError> {

@@ -37,6 +37,7 @@ fn last_binding_with(c: &mut Config, callers: &[(&str, &str, Subject)]) {
             name: (*name).into(),
             key: (*key).into(),
             grant: GrantKey::new(CLIENT, subject.clone()),
+            weight: 1,
         })
         .collect();
 }

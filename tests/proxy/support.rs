@@ -30,11 +30,13 @@ fn with_callers(config: &mut Config) {
             name: "s2s".into(),
             key: S2S_KEY.into(),
             grant: s2s_key(),
+            weight: 1,
         },
         Caller {
             name: "user".into(),
             key: USER_KEY.into(),
             grant: user_key(),
+            weight: 1,
         },
     ];
 }

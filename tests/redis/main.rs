@@ -11,6 +11,7 @@ mod common;
 mod legacy;
 mod outage;
 mod pickup;
+mod ratelimit;
 mod rotation;
 mod stall;
 mod support;

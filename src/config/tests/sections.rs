@@ -317,3 +317,76 @@ fn caller_names_and_keys_are_unique() {
         second("billing", "OTHER_KEY")
     ));
 }
+
+#[test]
+fn rate_limit_defaults_to_pro_paced_and_on() {
+    let config = ok("");
+    let rl = &config.rate_limit;
+    assert!(rl.enabled);
+    assert_eq!(rl.plan, Plan::Pro);
+    assert_eq!(rl.max_wait, Duration::from_secs(5));
+    assert_eq!(rl.headroom, 0.05);
+    use crate::ratelimit::Category::*;
+    assert_eq!(rl.rates.per_second(Light), 30.0);
+    assert_eq!(rl.rates.per_second(Medium), 20.0);
+    assert_eq!(rl.rates.per_second(Heavy), 10.0);
+    assert_eq!(rl.rates.per_second(ResourceIntensive), 10.0 / 60.0);
+    assert_eq!(config.apps[0].weight, 1);
+}
+
+#[test]
+fn rate_limit_plan_overrides_and_weights() {
+    let config = ok(r#"
+[[caller]]
+name = "batch"
+key_env = "REPORTS_KEY"
+grant = { client_id = "app1", account_id = "acc" }
+weight = 3
+[rate_limit]
+plan = "business"
+medium = 45
+resource_intensive_per_minute = 30
+max_wait = "2s"
+headroom = 0.1
+"#);
+    use crate::ratelimit::Category::*;
+    let rl = &config.rate_limit;
+    assert_eq!(rl.plan, Plan::Business);
+    assert_eq!(rl.rates.per_second(Light), 80.0);
+    assert_eq!(rl.rates.per_second(Medium), 45.0);
+    assert_eq!(rl.rates.per_second(ResourceIntensive), 0.5);
+    assert_eq!(rl.max_wait, Duration::from_secs(2));
+    assert_eq!(config.callers[0].weight, 3);
+    assert!(!ok("[rate_limit]\nenabled = false\n").rate_limit.enabled);
+}
+
+#[test]
+fn rate_limit_errors_name_the_key() {
+    let env = env();
+    fails_on(
+        &format!("{MINIMAL}[rate_limit]\nplan = \"gold\"\n"),
+        &env,
+        "rate_limit.plan",
+    );
+    fails_on(
+        &format!("{MINIMAL}[rate_limit]\nplan = \"custom\"\nlight = 5\n"),
+        &env,
+        "rate_limit.medium",
+    );
+    fails_on(
+        &format!("{MINIMAL}[rate_limit]\nheavy = 0\n"),
+        &env,
+        "rate_limit.heavy",
+    );
+    fails_on(
+        &format!("{MINIMAL}[rate_limit]\nheadroom = 1.5\n"),
+        &env,
+        "rate_limit.headroom",
+    );
+    fails_on(
+        &format!("{MINIMAL}[rate_limit]\nmax_wait = \"soon\"\n"),
+        &env,
+        "rate_limit.max_wait",
+    );
+    fails_on(&format!("{MINIMAL}weight = 0\n"), &env, "app[0].weight");
+}

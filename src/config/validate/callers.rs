@@ -55,7 +55,13 @@ fn caller(
             .to_owned(),
     })?;
     let grant = grant_key(&format!("{prefix}.grant"), grant, apps)?;
-    Ok(Caller { name, key, grant })
+    let weight = weight(&format!("{prefix}.weight"), raw.weight)?;
+    Ok(Caller {
+        name,
+        key,
+        grant,
+        weight,
+    })
 }
 
 fn grant_key(prefix: &str, raw: FileGrant, apps: &[App]) -> Result<GrantKey, ConfigError> {

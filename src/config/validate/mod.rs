@@ -11,8 +11,8 @@ use rustls_pki_types::CertificateDer;
 use super::env::Env;
 use super::error::ConfigError;
 use super::file::{
-    FileApp, FileCaller, FileConfig, FileGrant, FileIntercept, FileListen, FileProxy, FileRefresh,
-    FileStore, FileZoom,
+    FileApp, FileCaller, FileConfig, FileGrant, FileIntercept, FileListen, FileProxy,
+    FileRateLimit, FileRefresh, FileStore, FileZoom,
 };
 use super::values::{
     duration, invalid, nonzero, nonzero_duration, one_secret, public_url, read_nonempty, resolve,
@@ -22,6 +22,7 @@ use super::*;
 
 mod callers;
 mod intercept;
+mod rate_limit;
 mod store;
 
 use self::callers::callers;
@@ -37,6 +38,7 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let proxy = proxy(&file.proxy)?;
     let callers = callers(file.callers, &apps, env)?;
     let intercept = intercept(file.intercept, &listen, &store, env)?;
+    let rate_limit = rate_limit::rate_limit(&file.rate_limit)?;
     Ok(Config {
         listen,
         zoom,
@@ -46,6 +48,7 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
         proxy,
         callers,
         intercept,
+        rate_limit,
     })
 }
 
@@ -228,6 +231,7 @@ fn app(prefix: &str, raw: FileApp, env: &dyn Env) -> Result<App, ConfigError> {
         client_id,
         client_secret,
         revoke_upstream,
+        weight: weight(&format!("{prefix}.weight"), raw.weight)?,
     })
 }
 
@@ -318,4 +322,13 @@ fn nonempty(prefix: &str, name: &str, value: String) -> Result<String, ConfigErr
         return Err(invalid(&format!("{prefix}.{name}"), "must not be empty"));
     }
     Ok(value)
+}
+
+/// A rate-limit share: at least 1.
+pub(super) fn weight(key: &str, raw: Option<u32>) -> Result<u32, ConfigError> {
+    match raw {
+        None => Ok(DEFAULT_WEIGHT),
+        Some(0) => Err(invalid(key, "must be at least 1")),
+        Some(w) => Ok(w),
+    }
 }
