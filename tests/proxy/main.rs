@@ -10,6 +10,7 @@ mod idle;
 mod intercept;
 mod limits;
 mod pool;
+mod ratelimit;
 mod refresh;
 mod replay;
 mod support;
