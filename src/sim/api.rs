@@ -9,10 +9,11 @@ use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::config::RateLimits;
 use super::echo::{self, RecordedRequest};
 use super::faults::{self, Injected};
 use super::grants::{AccessError, GrantKey};
-use super::ratelimit::Category;
+use super::ratelimit::{Ask, Category, Verdict};
 use super::reply;
 use super::rest;
 use super::state::{lock, Settings, Shared};
@@ -59,23 +60,51 @@ async fn serve(shared: &Shared, settings: &Settings, req: Request<Incoming>) -> 
             return reply::api_error(StatusCode::UNAUTHORIZED, 124, message);
         }
     };
-    let verdict = settings.rate_limits.as_ref().map(|limits| {
-        let category = Category::of(&parts.method, parts.uri.path());
-        let now_ms = shared.clock.now_ms();
-        lock(&shared.limiter).admit(&caller.account, category, limits, now_ms)
-    });
-    let mut resp = match verdict {
-        Some(v) if !v.allowed => {
-            Counters::bump(&shared.counters.api_429);
-            v.too_many()
+    let category = Category::of(&parts.method, parts.uri.path());
+    let verdict = settings
+        .rate_limits
+        .as_ref()
+        .map(|limits| admit(shared, &caller, &parts, category, limits));
+    let refused = verdict.and_then(|v| Some((v.refused_by()?, v.too_many()?)));
+    let mut resp = match refused {
+        Some((kind, too_many)) => {
+            shared.counters.refused(kind);
+            too_many
         }
-        _ if echo => record.echo(),
-        _ => rest::route(shared, &caller, &parts, body.bytes.as_deref()),
+        None => {
+            shared.counters.served(category);
+            if echo {
+                record.echo()
+            } else {
+                rest::route(shared, &caller, &parts, body.bytes.as_deref())
+            }
+        }
     };
     if let Some(v) = verdict {
         v.stamp(resp.headers_mut());
     }
     resp
+}
+
+/// Runs the request past the rate limits. The meeting's host is looked up first,
+/// outside the limiter's lock.
+fn admit(
+    shared: &Shared,
+    caller: &Caller,
+    parts: &Parts,
+    category: Category,
+    limits: &RateLimits,
+) -> Verdict {
+    let writer = limits
+        .meeting_writes_per_user_per_day
+        .and_then(|_| rest::meeting_writer(shared, caller, parts));
+    let ask = Ask {
+        account: &caller.account,
+        category,
+        meeting_writer: writer.as_deref(),
+    };
+    let now_ms = shared.clock.now_ms();
+    lock(&shared.limiter).admit(&ask, limits, now_ms)
 }
 
 /// Resolves the bearer token, or gives Zoom's message for a 401 code 124.

@@ -4,13 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Faults, RateLimits, Sim, SimApp, SimConfig, SimError, SimHandle};
-
-/// Zoom's Pro-plan per-second limits (ZOOM.md §5), used for the categories not
-/// given when at least one `--rate-limit-*` flag is.
-const PRO_LIGHT: u32 = 30;
-const PRO_MEDIUM: u32 = 20;
-const PRO_HEAVY: u32 = 10;
+use super::{DailyLimits, Faults, RateLimits, Sim, SimApp, SimConfig, SimError, SimHandle};
 
 /// Flags of `grantmux sim`, boxed: they are many, and `main`'s `Command` enum should
 /// not grow to their size for every other subcommand.
@@ -50,13 +44,34 @@ pub struct SimFlags {
     /// Refuse token-endpoint parameters sent in the query string.
     #[arg(long)]
     pub no_query_params: bool,
-    /// Per-account Light requests per second (any rate-limit flag turns limits on).
+    /// Per-account Light requests per second. Any rate-limit, daily-limit or
+    /// meeting-writes flag turns limits on, with Zoom's Pro plan for the rest
+    /// (30/20/10 per second, Resource-intensive 10 per minute, no daily limits,
+    /// 100 meeting writes per user per day).
     #[arg(long)]
     pub rate_limit_light: Option<u32>,
     #[arg(long)]
     pub rate_limit_medium: Option<u32>,
     #[arg(long)]
     pub rate_limit_heavy: Option<u32>,
+    /// Per-account Resource-intensive requests per minute.
+    #[arg(long)]
+    pub rate_limit_resource: Option<u32>,
+    /// Per-account Light requests per UTC day.
+    #[arg(long)]
+    pub daily_limit_light: Option<u32>,
+    #[arg(long)]
+    pub daily_limit_medium: Option<u32>,
+    #[arg(long)]
+    pub daily_limit_heavy: Option<u32>,
+    #[arg(long)]
+    pub daily_limit_resource: Option<u32>,
+    /// Per-account Heavy and Resource-intensive requests together per UTC day.
+    #[arg(long)]
+    pub daily_limit_heavy_and_resource: Option<u32>,
+    /// Meeting creates and updates per user per UTC day.
+    #[arg(long)]
+    pub meeting_writes_per_user: Option<u32>,
     #[arg(long, default_value_t = 0)]
     pub token_latency_ms: u64,
     /// Fraction (0..=1) of token requests answered 503.
@@ -119,14 +134,7 @@ pub async fn run(args: SimArgs) -> Result<(), SimCliError> {
 }
 
 fn config(args: &SimFlags) -> SimConfig {
-    let any_limit = args.rate_limit_light.is_some()
-        || args.rate_limit_medium.is_some()
-        || args.rate_limit_heavy.is_some();
-    let rate_limits = any_limit.then(|| RateLimits {
-        light_per_second: args.rate_limit_light.unwrap_or(PRO_LIGHT),
-        medium_per_second: args.rate_limit_medium.unwrap_or(PRO_MEDIUM),
-        heavy_per_second: args.rate_limit_heavy.unwrap_or(PRO_HEAVY),
-    });
+    let rate_limits = rate_limits(args);
     SimConfig {
         listen: args.listen,
         apps: std::iter::once(SimApp {
@@ -167,6 +175,40 @@ fn config(args: &SimFlags) -> SimConfig {
     }
 }
 
+/// Zoom's Pro plan with the flags' changes, if any rate-limit flag is given.
+fn rate_limits(args: &SimFlags) -> Option<RateLimits> {
+    let daily = DailyLimits {
+        light: args.daily_limit_light,
+        medium: args.daily_limit_medium,
+        heavy: args.daily_limit_heavy,
+        resource_intensive: args.daily_limit_resource,
+        heavy_and_resource_intensive: args.daily_limit_heavy_and_resource,
+    };
+    let any = [
+        args.rate_limit_light,
+        args.rate_limit_medium,
+        args.rate_limit_heavy,
+        args.rate_limit_resource,
+        args.meeting_writes_per_user,
+    ]
+    .iter()
+    .any(Option::is_some)
+        || daily != DailyLimits::default();
+    let pro = RateLimits::default();
+    any.then(|| RateLimits {
+        light_per_second: args.rate_limit_light.unwrap_or(pro.light_per_second),
+        medium_per_second: args.rate_limit_medium.unwrap_or(pro.medium_per_second),
+        heavy_per_second: args.rate_limit_heavy.unwrap_or(pro.heavy_per_second),
+        resource_intensive_per_minute: args
+            .rate_limit_resource
+            .unwrap_or(pro.resource_intensive_per_minute),
+        daily,
+        meeting_writes_per_user_per_day: args
+            .meeting_writes_per_user
+            .or(pro.meeting_writes_per_user_per_day),
+    })
+}
+
 /// The effective settings, on stdout so scripts can read the bound address from the
 /// `listening on` line. The client secret is not echoed.
 fn print_settings(args: &SimFlags, cfg: &SimConfig, sim: &SimHandle) {
@@ -190,14 +232,44 @@ fn print_settings(args: &SimFlags, cfg: &SimConfig, sim: &SimHandle) {
         cfg.allow_query_params, cfg.check_tokens, cfg.opaque_tokens
     );
     match &cfg.rate_limits {
-        Some(r) => println!(
-            "rate limits per second: light {} medium {} heavy {}",
-            r.light_per_second, r.medium_per_second, r.heavy_per_second
-        ),
+        Some(r) => print_rate_limits(r),
         None => println!("rate limits: off"),
     }
     println!("token faults: {}", describe(&cfg.token_faults));
     println!("api faults: {}", describe(&cfg.api_faults));
+}
+
+fn print_rate_limits(r: &RateLimits) {
+    println!(
+        "rate limits: light {}/s, medium {}/s, heavy {}/s, resource-intensive {}/min",
+        r.light_per_second,
+        r.medium_per_second,
+        r.heavy_per_second,
+        r.resource_intensive_per_minute
+    );
+    let d = &r.daily;
+    let daily = [
+        ("light", d.light),
+        ("medium", d.medium),
+        ("heavy", d.heavy),
+        ("resource-intensive", d.resource_intensive),
+        ("heavy+resource-intensive", d.heavy_and_resource_intensive),
+    ];
+    let set: Vec<String> = daily
+        .iter()
+        .filter_map(|(name, limit)| limit.map(|l| format!("{name} {l}")))
+        .collect();
+    let writes = r
+        .meeting_writes_per_user_per_day
+        .map_or("no cap".to_owned(), |n| n.to_string());
+    println!(
+        "daily limits: {}; meeting writes per user per day: {writes}",
+        if set.is_empty() {
+            "none".to_owned()
+        } else {
+            set.join(", ")
+        }
+    );
 }
 
 /// One summary line's worth of faults, durations in the flags' own notation.
@@ -237,5 +309,58 @@ fn fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        flags: SimFlags,
+    }
+
+    fn limits(flags: &[&str]) -> Option<RateLimits> {
+        let args = std::iter::once("sim").chain(flags.iter().copied());
+        let cli = Cli::try_parse_from(args).expect("valid flags");
+        rate_limits(&cli.flags)
+    }
+
+    #[test]
+    fn limits_are_off_without_a_limit_flag() {
+        assert_eq!(limits(&["--listen", "127.0.0.1:0"]), None);
+    }
+
+    #[test]
+    fn any_limit_flag_turns_on_the_pro_plan_with_its_changes() {
+        let daily = limits(&["--daily-limit-medium", "5", "--daily-limit-resource", "9"]);
+        let expected = RateLimits {
+            daily: DailyLimits {
+                medium: Some(5),
+                resource_intensive: Some(9),
+                ..DailyLimits::default()
+            },
+            ..RateLimits::default()
+        };
+        assert_eq!(daily, Some(expected));
+        let rates = limits(&[
+            "--rate-limit-resource",
+            "3",
+            "--meeting-writes-per-user",
+            "7",
+        ]);
+        let expected = RateLimits {
+            resource_intensive_per_minute: 3,
+            meeting_writes_per_user_per_day: Some(7),
+            ..RateLimits::default()
+        };
+        assert_eq!(rates, Some(expected));
+        let combined = limits(&["--daily-limit-heavy-and-resource", "30000"]);
+        let daily = combined.map(|r| r.daily.heavy_and_resource_intensive);
+        assert_eq!(daily, Some(Some(30_000)));
     }
 }

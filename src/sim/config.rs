@@ -1,4 +1,5 @@
-//! What a simulator instance is told at start: apps, account, lifetimes, switches and faults.
+//! What a simulator instance is told at start: apps, account, lifetimes, switches,
+//! rate limits and faults.
 //!
 //! Defaults follow ZOOM.md §8: the strictest behaviour Zoom staff describe is on by
 //! default, and every behaviour ZOOM.md marks UNCONFIRMED is a switch here.
@@ -19,6 +20,8 @@ pub const DEFAULT_S2S_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// "~90 days is common" (ZOOM.md §2); the real value is UNCONFIRMED.
 pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Zoom's per-user daily cap on meeting creates and updates, on every plan (ZOOM.md §5).
+pub const DEFAULT_MEETING_WRITES_PER_USER: u32 = 100;
 
 /// Everything a simulator needs to start. See the field docs for the defaults.
 #[derive(Clone, Debug)]
@@ -41,6 +44,8 @@ pub struct SimConfig {
     pub legacy_s2s: bool,
     /// Token-endpoint params may come in the query string (recent Zoom refuses this sometimes).
     pub allow_query_params: bool,
+    /// Zoom's rate limits, enforced on `/v2/*`; `None` (the default) enforces none
+    /// and sends no `X-RateLimit-*` headers.
     pub rate_limits: Option<RateLimits>,
     /// Applied to `/oauth/token` and `/oauth/revoke`.
     pub token_faults: Faults,
@@ -87,12 +92,35 @@ pub struct Faults {
     pub reset_rate: f64,
 }
 
-/// Per-account, per-category, per-second request limits.
-#[derive(Clone, Debug)]
+/// Zoom's rate limits for every account of the simulator (ZOOM.md §5).
+///
+/// [`Default`] is the Pro plan: Light 30/s, Medium 20/s, Heavy 10/s,
+/// Resource-intensive 10/min, no daily limits per category, and 100 meeting
+/// creates and updates per user per day.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits {
     pub light_per_second: u32,
     pub medium_per_second: u32,
     pub heavy_per_second: u32,
+    /// Per minute, not per second: Zoom's unit for this category.
+    pub resource_intensive_per_minute: u32,
+    /// Per account and UTC day (reset at 00:00 UTC by the sim's clock).
+    pub daily: DailyLimits,
+    /// Meeting creates (`POST /v2/users/{id}/meetings`) and updates (`PATCH
+    /// /v2/meetings/{id}`) per user per UTC day; an update counts against the
+    /// meeting's host. `None`: no cap.
+    pub meeting_writes_per_user_per_day: Option<u32>,
+}
+
+/// Daily limits per account, each off (`None`) unless set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DailyLimits {
+    pub light: Option<u32>,
+    pub medium: Option<u32>,
+    pub heavy: Option<u32>,
+    pub resource_intensive: Option<u32>,
+    /// Heavy and Resource-intensive calls together (Pro 30,000, Business+ 60,000).
+    pub heavy_and_resource_intensive: Option<u32>,
 }
 
 // === impl SimConfig ===
@@ -119,6 +147,41 @@ impl Default for SimConfig {
             check_tokens: true,
             opaque_tokens: false,
             clock: Clock::new(),
+        }
+    }
+}
+
+// === impl RateLimits ===
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            light_per_second: 30,
+            medium_per_second: 20,
+            heavy_per_second: 10,
+            resource_intensive_per_minute: 10,
+            daily: DailyLimits::default(),
+            meeting_writes_per_user_per_day: Some(DEFAULT_MEETING_WRITES_PER_USER),
+        }
+    }
+}
+
+impl RateLimits {
+    /// Zoom's Free plan: small per-second limits and a daily limit on every category.
+    pub fn free() -> Self {
+        Self {
+            light_per_second: 4,
+            medium_per_second: 2,
+            heavy_per_second: 1,
+            resource_intensive_per_minute: 10,
+            daily: DailyLimits {
+                light: Some(6000),
+                medium: Some(2000),
+                heavy: Some(1000),
+                resource_intensive: Some(30_000),
+                heavy_and_resource_intensive: None,
+            },
+            ..Self::default()
         }
     }
 }

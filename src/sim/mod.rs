@@ -11,14 +11,16 @@
 //! GET  /v2/users/{me|id}       GET|POST /v2/users/{id}/meetings
 //! GET|PATCH|DELETE /v2/meetings/{id}
 //! POST /v2/im/chat/messages   a chatbot message: app (client_credentials) tokens only
-//! ANY  /v2/_echo/…             answer with what arrived (proxy tests)
+//! ANY  /v2/_echo/…             answer with what arrived (proxy tests); rate-limited
+//!                              as Heavy under _echo/heavy, Resource-intensive under
+//!                              _echo/resource
 //! GET  /_sim/stats             counters, no auth
 //! ```
 //!
 //! # Layout
 //!
 //! ```text
-//! config.rs     SimConfig and its defaults, Faults, RateLimits
+//! config.rs     SimConfig and its defaults, Faults, RateLimits, DailyLimits
 //! handle.rs     Sim::start, SimHandle (steering, stats, shutdown)
 //! state.rs      what connections share; runtime-changeable Settings
 //! router.rs     the service: path → endpoint
@@ -31,9 +33,11 @@
 //! api.rs        /v2/*: faults, recording, bearer check, rate limits
 //! rest.rs       users and meetings routes; directory.rs holds their data
 //! echo.rs       RecordedRequest and the echo route
-//! ratelimit.rs  per-account per-category per-second windows
+//! ratelimit.rs  Zoom's rate limits: each route's category; per-second, per-minute
+//!               and daily windows per account; the per-user meeting cap
+//!   verdict.rs  the X-RateLimit-* headers and Zoom's three 429s
 //! faults.rs     latency, 503 and connection-drop injection
-//! stats.rs      counters
+//! stats.rs      counters: requests, errors, 429s by kind, calls served by category
 //! tls.rs        generated CA + leaf for HTTPS mode
 //! cli.rs        `grantmux sim`
 //! ```
@@ -68,13 +72,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use config::{
-    Faults, RateLimits, SimApp, SimConfig, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET, DEFAULT_CODE_TTL, DEFAULT_REFRESH_TOKEN_TTL, DEFAULT_S2S_TOKEN_TTL,
-    DEFAULT_USER, DEFAULT_USER_TOKEN_TTL,
+    DailyLimits, Faults, RateLimits, SimApp, SimConfig, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET, DEFAULT_CODE_TTL, DEFAULT_MEETING_WRITES_PER_USER,
+    DEFAULT_REFRESH_TOKEN_TTL, DEFAULT_S2S_TOKEN_TTL, DEFAULT_USER, DEFAULT_USER_TOKEN_TTL,
 };
 pub use echo::RecordedRequest;
 pub use handle::{Sim, SimHandle};
-pub use stats::{SimStats, TokenRequests};
+pub use stats::{CategoryCounts, SimStats, TokenRequests};
 pub use tls::TestCertificates;
 pub use token::OfflineTokenEndpoint;
 

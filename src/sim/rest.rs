@@ -16,8 +16,7 @@ pub(crate) fn route(
     parts: &Parts,
     body: Option<&[u8]>,
 ) -> Response<Body> {
-    let path = parts.uri.path().trim_end_matches('/');
-    let segments: Vec<&str> = path.split('/').skip(2).collect();
+    let segments = segments(parts);
     let method = &parts.method;
     if let (&Method::POST, ["im", "chat", "messages"]) = (method, segments.as_slice()) {
         return chat_message(caller, body);
@@ -37,6 +36,29 @@ pub(crate) fn route(
         (&Method::DELETE, ["meetings", id]) => delete_meeting(shared, id),
         _ => reply::not_found(),
     }
+}
+
+/// The user whose daily meeting create/update cap this request spends (ZOOM.md
+/// §5): a create spends its user's (`me` is the caller), an update its meeting's
+/// host. An app token, or an update of a meeting that does not exist, spends none.
+pub(crate) fn meeting_writer(shared: &Shared, caller: &Caller, parts: &Parts) -> Option<String> {
+    if caller.app {
+        return None;
+    }
+    match (&parts.method, segments(parts).as_slice()) {
+        (&Method::POST, ["users", id, "meetings"]) => Some(resolve(caller, id).to_owned()),
+        (&Method::PATCH, ["meetings", id]) => {
+            let meeting = lock(&shared.directory).meeting(id.parse().ok()?)?;
+            Some(meeting.get("host_id")?.as_str()?.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// The path's segments after `/v2/`.
+fn segments(parts: &Parts) -> Vec<&str> {
+    let path = parts.uri.path().trim_end_matches('/');
+    path.split('/').skip(2).collect()
 }
 
 /// `POST /v2/im/chat/messages`, a chatbot's message: app tokens only.

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::ratelimit::{Category, Kind};
+
 /// A snapshot of the counters. Injected faults are counted like any other request.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SimStats {
@@ -18,7 +20,22 @@ pub struct SimStats {
     /// Every `/v2/*` request.
     pub api_requests: u64,
     pub api_401: u64,
+    /// Every 429 the rate limits answered: the sum of the three below.
     pub api_429: u64,
+    /// 429s of a per-second (or, for Resource-intensive, per-minute) limit.
+    #[serde(default)]
+    pub api_429_qps: u64,
+    /// 429s of an account's daily limit.
+    #[serde(default)]
+    pub api_429_daily: u64,
+    /// 429s of a user's daily meeting create/update cap.
+    #[serde(default)]
+    pub api_429_user: u64,
+    /// `/v2/*` requests that passed the token check and the rate limits (if on)
+    /// and reached their route, whatever it answered, by the route's rate-limit
+    /// category: the calls Zoom served. Refused and faulted requests are not here.
+    #[serde(default)]
+    pub api_served: CategoryCounts,
     pub revoke_requests: u64,
     /// `GET /oauth/authorize` requests plus [`super::SimHandle::issue_code`] calls.
     pub authorize_requests: u64,
@@ -31,6 +48,15 @@ pub struct TokenRequests {
     pub account_credentials: u64,
     #[serde(default)]
     pub client_credentials: u64,
+}
+
+/// A count per rate-limit category.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CategoryCounts {
+    pub light: u64,
+    pub medium: u64,
+    pub heavy: u64,
+    pub resource_intensive: u64,
 }
 
 /// The live counters. Atomics, because every request bumps one and none reads them
@@ -46,6 +72,13 @@ pub(crate) struct Counters {
     pub api_requests: AtomicU64,
     pub api_401: AtomicU64,
     pub api_429: AtomicU64,
+    pub api_429_qps: AtomicU64,
+    pub api_429_daily: AtomicU64,
+    pub api_429_user: AtomicU64,
+    pub served_light: AtomicU64,
+    pub served_medium: AtomicU64,
+    pub served_heavy: AtomicU64,
+    pub served_resource_intensive: AtomicU64,
     pub revoke_requests: AtomicU64,
     pub authorize_requests: AtomicU64,
 }
@@ -55,6 +88,26 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request the rate limits refused, in the total and by kind.
+    pub(crate) fn refused(&self, kind: Kind) {
+        Self::bump(&self.api_429);
+        Self::bump(match kind {
+            Kind::Rate => &self.api_429_qps,
+            Kind::Daily => &self.api_429_daily,
+            Kind::User => &self.api_429_user,
+        });
+    }
+
+    /// Counts a request that reached its route.
+    pub(crate) fn served(&self, category: Category) {
+        Self::bump(match category {
+            Category::Light => &self.served_light,
+            Category::Medium => &self.served_medium,
+            Category::Heavy => &self.served_heavy,
+            Category::ResourceIntensive => &self.served_resource_intensive,
+        });
     }
 
     pub(crate) fn snapshot(&self) -> SimStats {
@@ -71,6 +124,15 @@ impl Counters {
             api_requests: get(&self.api_requests),
             api_401: get(&self.api_401),
             api_429: get(&self.api_429),
+            api_429_qps: get(&self.api_429_qps),
+            api_429_daily: get(&self.api_429_daily),
+            api_429_user: get(&self.api_429_user),
+            api_served: CategoryCounts {
+                light: get(&self.served_light),
+                medium: get(&self.served_medium),
+                heavy: get(&self.served_heavy),
+                resource_intensive: get(&self.served_resource_intensive),
+            },
             revoke_requests: get(&self.revoke_requests),
             authorize_requests: get(&self.authorize_requests),
         }

@@ -101,6 +101,7 @@ async fn headers_are_rewritten_for_zoom_and_zoom_headers_come_back() {
         light_per_second: 1000,
         medium_per_second: 1000,
         heavy_per_second: 1000,
+        ..RateLimits::default()
     };
     let sim = SimConfig {
         rate_limits: Some(limits),

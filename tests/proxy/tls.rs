@@ -55,6 +55,7 @@ async fn the_forwarding_suite_passes_over_tls() {
             light_per_second: 1000,
             medium_per_second: 1000,
             heavy_per_second: 1000,
+            ..grantmux::sim::RateLimits::default()
         }),
         ..tls_sim(&dir, "ca.pem")
     };

@@ -61,10 +61,11 @@ async fn binary_serves_stats_and_stops_cleanly_on_sigterm() {
 }
 
 #[tokio::test]
-async fn binary_prints_the_answer_delay_and_opaque_tokens_in_its_summary() {
+async fn binary_prints_the_answer_delay_opaque_tokens_and_rate_limits_in_its_summary() {
     let mut child = Command::new(BIN)
         .args(["sim", "--listen", "127.0.0.1:0"])
         .args(["--token-answer-delay", "1500ms", "--opaque-tokens"])
+        .args(["--daily-limit-light", "6000", "--rate-limit-resource", "20"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -94,6 +95,10 @@ async fn binary_prints_the_answer_delay_and_opaque_tokens_in_its_summary() {
         "{summary:#?}"
     );
     assert!(has("opaque access tokens: true"), "{summary:#?}");
+    let rates = "rate limits: light 30/s, medium 20/s, heavy 10/s, resource-intensive 20/min";
+    assert!(has(rates), "{summary:#?}");
+    let daily = "daily limits: light 6000; meeting writes per user per day: 100";
+    assert!(has(daily), "{summary:#?}");
 }
 
 #[tokio::test]

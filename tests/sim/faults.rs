@@ -30,6 +30,7 @@ async fn rate_limit_answers_429_with_headers_per_category() {
         light_per_second: 2,
         medium_per_second: 1,
         heavy_per_second: 1,
+        ..RateLimits::default()
     };
     let f = start(SimConfig {
         rate_limits: Some(limits),
@@ -86,7 +87,8 @@ async fn rate_limit_answers_429_with_headers_per_category() {
     // The next second opens a new window.
     clock.advance(Duration::from_secs(1));
     assert_eq!(f.api_get("/v2/users/me", &token).await.status, 200);
-    assert_eq!(f.sim.stats().api_429, 1);
+    let stats = f.sim.stats();
+    assert_eq!((stats.api_429, stats.api_429_qps), (1, 1));
     f.sim.set_rate_limits(None);
     assert!(f
         .api_get("/v2/users/me", &token)
@@ -300,6 +302,7 @@ async fn stats_count_every_kind_of_request() {
         api_429: 0,
         revoke_requests: 1,
         authorize_requests: 1,
+        ..SimStats::default()
     };
     assert_eq!(f.sim.stats(), expected);
     let served = f

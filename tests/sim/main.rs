@@ -5,5 +5,6 @@ mod cli;
 mod faults;
 mod grants;
 mod oauth;
+mod ratelimit;
 mod support;
 mod tls;
