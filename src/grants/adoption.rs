@@ -176,16 +176,21 @@ impl Registry {
         let legacy = binding.as_ref().and_then(|b| b.adopted_from.clone());
         // A legacy token whose user's grant already holds its binding (an
         // earlier try stored it there, then failed to say so here) needs no lookup.
+        // Its account is then the one that grant already knows.
         let known = legacy
             .as_deref()
             .and_then(|hash| self.ctx().legacy.find(hash));
         let user = match known {
-            Some((key, _)) => Some(key),
-            None => identity::user_of(self.ctx().source.as_ref(), &issued)
+            Some((key, _)) => Some((key, None)),
+            None => identity::identify(self.ctx().source.as_ref(), &issued)
                 .await
-                .map(|user| GrantKey::new(pending.key().client_id.clone(), Subject::User(user))),
+                .map(|who| {
+                    let subject = Subject::User(who.user_id);
+                    let key = GrantKey::new(pending.key().client_id.clone(), subject);
+                    (key, who.account_id)
+                }),
         };
-        let Some(user) = user else {
+        let Some((user, account)) = user else {
             tracing::warn!(grant = %pending.key(), "adopted tokens kept under the pending key: the Zoom user is not known yet");
             attempt.end().await;
             return Err(AdoptError::IdentityUnknown);
@@ -193,7 +198,7 @@ impl Registry {
         let legacy = legacy.is_some();
         let grant = self.ensure(&user);
         // Lock order is always pending, then user: no cycle.
-        let (binding, durable) = grant.adopt(&issued, issued_at, binding).await?;
+        let (binding, durable) = grant.adopt(&issued, issued_at, binding, account).await?;
         if durable {
             // Only now may the pending record let go of the tokens.
             let moved = flight.record.moved_into(grant.key().clone());
@@ -304,13 +309,16 @@ impl GrantHandle {
     /// Installs tokens Zoom issued for this grant's subject at `issued_at_ms`,
     /// with `binding` if any, in one write under the grant's locks. Tokens
     /// older than the ones held are not installed: Zoom revoked them when it
-    /// issued the newer ones. Returns the binding's id (one already adopted
-    /// from the same legacy token is reused) and whether the record is durable.
+    /// issued the newer ones. `account`, the subject's Zoom account if the
+    /// identity lookup named one, is recorded either way (`None` keeps the one
+    /// known). Returns the binding's id (one already adopted from the same
+    /// legacy token is reused) and whether the record is durable.
     pub(super) async fn adopt(
         self: &Arc<Self>,
         issued: &Issued,
         issued_at_ms: UnixMillis,
         binding: Option<Binding>,
+        account: Option<String>,
     ) -> Result<(Option<String>, bool), StoreError> {
         let mut flight = self.flight.lock().await;
         // Other replicas must not refresh the pair being replaced meanwhile.
@@ -322,6 +330,10 @@ impl GrantHandle {
         } else {
             record.rotated(issued, issued_at_ms)
         };
+        if account.is_some() {
+            next.account_id = account;
+        }
+        identity::learn_account(&mut next, &issued.access_token);
         let id = binding.map(|binding| {
             let existing = binding.adopted_from.as_ref().and_then(|hash| {
                 next.live_bindings()

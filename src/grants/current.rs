@@ -20,6 +20,12 @@ pub struct Current {
     pub scope: Arc<str>,
     /// `Some(reason)` once Zoom has refused the refresh token.
     pub dead: Option<String>,
+    /// The Zoom account whose rate-limit budgets this grant's calls draw on
+    /// ([`super::Grant::rate_account`]); `None`: budget per user instead. In
+    /// the snapshot so that the request path reads it from the token it has
+    /// already loaded, and a newly learned account is published with the
+    /// record that learned it.
+    pub rate_account: Option<Arc<str>>,
 }
 
 /// Where a snapshot stands relative to now.
@@ -72,6 +78,7 @@ impl std::fmt::Debug for Current {
             .field("bearer", &self.bearer.as_ref().map(|_| "..."))
             .field("expires_at_ms", &self.expires_at_ms)
             .field("dead", &self.dead)
+            .field("rate_account", &self.rate_account)
             .finish()
     }
 }

@@ -111,6 +111,13 @@ impl GrantHandle {
         self.current.load_full()
     }
 
+    /// The Zoom account whose rate-limit budgets this grant's calls draw on
+    /// ([`Current::rate_account`]): one atomic load, no lock. A caller that
+    /// already holds a snapshot from [`Self::token`] reads its field instead.
+    pub fn rate_account(&self) -> Option<Arc<str>> {
+        self.current.load().rate_account.clone()
+    }
+
     pub fn is_unpersisted(&self) -> bool {
         self.unpersisted.load(Ordering::Acquire)
     }
@@ -329,5 +336,6 @@ fn snapshot(record: &Grant) -> Current {
             GrantState::Live | GrantState::Adopted { .. } => None,
             GrantState::Dead { reason } => Some(reason.clone()),
         },
+        rate_account: record.rate_account().map(Arc::from),
     }
 }

@@ -1,16 +1,46 @@
 //! Whose tokens Zoom just issued, and how a presented credential is remembered.
 
-use super::model::Issued;
+use super::model::{Grant, Issued};
 use super::source::TokenSource;
+use super::Subject;
+use crate::secret::Secret;
 use base64::Engine as _;
 
-/// The Zoom user an access token belongs to: `GET /v2/users/me`, or, for an
-/// app without that scope, the `uid` claim of Zoom's JWT. `None` when neither
-/// says (opaque tokens while `/v2/users/me` fails).
-pub(super) async fn user_of(source: &dyn TokenSource, issued: &Issued) -> Option<String> {
-    match source.whoami(&issued.access_token).await {
-        Some(id) => Some(id),
-        None => jwt_claim(issued.access_token.expose(), "uid"),
+/// Who an access token belongs to: the Zoom user, and the Zoom account that
+/// user belongs to (whose rate-limit budgets every user of it shares).
+/// Neither is a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    /// `None` when Zoom did not say (an answer without `account_id` and an
+    /// opaque token); the user's grant then keeps any account it already knew.
+    pub account_id: Option<String>,
+}
+
+/// The identity behind an access token: `GET /v2/users/me`, or, for an app
+/// without that scope, the `uid` and `aid` claims of Zoom's JWT. `None` when
+/// neither names the user (opaque tokens while `/v2/users/me` fails).
+pub(super) async fn identify(source: &dyn TokenSource, issued: &Issued) -> Option<Identity> {
+    let token = issued.access_token.expose();
+    let mut identity = match source.whoami(&issued.access_token).await {
+        Some(identity) => identity,
+        None => Identity {
+            user_id: jwt_claim(token, "uid")?,
+            account_id: None,
+        },
+    };
+    if identity.account_id.is_none() {
+        identity.account_id = jwt_claim(token, "aid").filter(|id| !id.is_empty());
+    }
+    Some(identity)
+}
+
+/// Fills in the account of a user grant that does not know it yet (a record
+/// stored before grants kept their account) from the `aid` claim of the token
+/// it was just rotated to: no call to Zoom. Opaque tokens leave it unknown.
+pub(super) fn learn_account(record: &mut Grant, access_token: &Secret) {
+    if matches!(record.key.subject, Subject::User(_)) && record.account_id.is_none() {
+        record.account_id = jwt_claim(access_token.expose(), "aid").filter(|id| !id.is_empty());
     }
 }
 

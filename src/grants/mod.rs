@@ -37,7 +37,7 @@ pub use self::bindings::LegacyIndex;
 pub use self::ctx::{Adopting, RefreshCtx, Tasks};
 pub use self::current::{Current, Freshness};
 pub use self::handle::{GrantHandle, TokenError};
-pub use self::identity::hash;
+pub use self::identity::{hash, Identity};
 pub use self::model::{Binding, Grant, GrantState, Issued};
 pub use self::registry::Registry;
 pub use self::source::{Mint, SourceFuture, TokenSource};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AccessToken, GrantKey};
+use super::{AccessToken, GrantKey, Subject};
 use crate::clock::UnixMillis;
 use crate::secret::Secret;
 
@@ -31,6 +31,14 @@ pub struct Grant {
     /// versioned write covers tokens and bindings alike.
     #[serde(default)]
     pub bindings: Vec<Binding>,
+    /// The Zoom account of a user grant's user, learned by the identity lookup
+    /// that adopts tokens into it (`account_id` of `GET /v2/users/me`, or the
+    /// `aid` claim of Zoom's JWT). Zoom applies rate limits per account, so this
+    /// picks the budget the grant's calls draw on. `None` until learned, and for
+    /// other subjects: a Server-to-Server grant's account is its subject (see
+    /// [`Grant::rate_account`]). Defaulted so records stored before it load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 /// One caller's handle on a grant: the virtual tokens it holds name this id.
@@ -89,6 +97,7 @@ impl Grant {
             version: 0,
             state: GrantState::Live,
             bindings: Vec::new(),
+            account_id: None,
         }
     }
 
@@ -115,6 +124,8 @@ impl Grant {
             version: self.version + 1,
             state: GrantState::Live,
             bindings: self.bindings.clone(),
+            // Tokens rotate; whose they are does not.
+            account_id: self.account_id.clone(),
         }
     }
 
@@ -189,6 +200,18 @@ impl Grant {
 
     pub fn is_dead(&self) -> bool {
         matches!(self.state, GrantState::Dead { .. })
+    }
+
+    /// The Zoom account whose rate-limit budgets this grant's calls draw on:
+    /// a Server-to-Server grant's own account, a user grant's account once
+    /// learned. `None` otherwise (the app's own token, a pending grant, a user
+    /// whose account is not known yet): the limiter then budgets per user.
+    pub fn rate_account(&self) -> Option<&str> {
+        match &self.key.subject {
+            Subject::Account(id) => Some(id),
+            Subject::User(_) => self.account_id.as_deref(),
+            Subject::Pending(_) | Subject::App => None,
+        }
     }
 
     /// The grant a pending grant's tokens were adopted into, if they were.

@@ -90,6 +90,8 @@ impl GrantHandle {
                     tracing::warn!(grant = %self.key(), stored, "store moved on while we called Zoom; rebasing our newer tokens");
                     record.version = theirs.version.max(record.version) + 1;
                     record.bindings = bindings::merge(&theirs, &record);
+                    // An account another writer learned meanwhile is kept.
+                    record.account_id = record.account_id.take().or(theirs.account_id);
                 }
                 None => record.version = stored.max(record.version) + 1,
             }

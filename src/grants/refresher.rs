@@ -14,6 +14,7 @@ use rand::Rng as _;
 use super::attempt::Attempt;
 use super::current::{Current, Freshness};
 use super::handle::GrantHandle;
+use super::identity;
 use super::model::{Grant, Issued};
 use super::source::Mint;
 use super::Subject;
@@ -119,7 +120,9 @@ impl GrantHandle {
         self.ctx.metrics.token_call(kind, label);
         match result {
             Ok(issued) => {
-                let persist = self.persist(flight.record.rotated(&issued, sent_ms)).await;
+                let mut next = flight.record.rotated(&issued, sent_ms);
+                identity::learn_account(&mut next, &issued.access_token);
+                let persist = self.persist(next).await;
                 failpoint::hit("after_write");
                 let held = persist.is_held();
                 self.install(flight, persist.into_record());

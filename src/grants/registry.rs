@@ -162,7 +162,7 @@ impl Registry {
     ) -> Result<Arc<GrantHandle>, StoreError> {
         let grant = self.ensure(key);
         let now = self.ctx.clock.now_ms();
-        grant.adopt(issued, now, None).await?;
+        grant.adopt(issued, now, None, None).await?;
         Ok(grant)
     }
 

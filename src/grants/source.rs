@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use super::identity::Identity;
 use super::model::Issued;
 use crate::oauth::{TokenResponse, ZoomTokenClient, ZoomTokenError};
 use crate::secret::Secret;
@@ -44,8 +45,8 @@ pub trait TokenSource: Send + Sync + std::fmt::Debug + 'static {
         form: String,
     ) -> SourceFuture<'a, Result<Issued, ZoomTokenError>>;
 
-    /// The Zoom user an access token belongs to; `None` if Zoom would not say.
-    fn whoami<'a>(&'a self, access_token: &'a Secret) -> SourceFuture<'a, Option<String>>;
+    /// The Zoom user (and account) an access token belongs to; `None` if Zoom would not say.
+    fn whoami<'a>(&'a self, access_token: &'a Secret) -> SourceFuture<'a, Option<Identity>>;
 }
 
 // === impl TokenSource for ZoomTokenClient ===
@@ -83,7 +84,7 @@ impl TokenSource for ZoomTokenClient {
         Box::pin(async move { self.post_form(client_id, form).await.map(issued) })
     }
 
-    fn whoami<'a>(&'a self, access_token: &'a Secret) -> SourceFuture<'a, Option<String>> {
+    fn whoami<'a>(&'a self, access_token: &'a Secret) -> SourceFuture<'a, Option<Identity>> {
         Box::pin(ZoomTokenClient::whoami(self, access_token))
     }
 }

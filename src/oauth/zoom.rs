@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::body;
 use crate::config::Config;
-use crate::grants::Mint;
+use crate::grants::{Identity, Mint};
 use crate::secret::Secret;
 use crate::upstream::{describe_error, UpstreamClient};
 
@@ -185,12 +185,16 @@ impl ZoomTokenClient {
         }
     }
 
-    /// The Zoom user id behind an access token (`GET /v2/users/me`), or `None`
-    /// when Zoom refuses (an app without the scope).
-    pub async fn whoami(&self, access_token: &Secret) -> Option<String> {
+    /// Who an access token belongs to (`GET /v2/users/me`): the user's `id`
+    /// and `account_id`, or `None` when Zoom refuses (an app without the scope)
+    /// or cannot be reached. The token goes only into a sensitive header.
+    pub async fn whoami(&self, access_token: &Secret) -> Option<Identity> {
+        /// The two fields of Zoom's user object grantmux keeps; the rest is ignored.
         #[derive(Deserialize)]
         struct Me {
             id: String,
+            #[serde(default)]
+            account_id: Option<String>,
         }
         let mut auth =
             http::HeaderValue::try_from(format!("Bearer {}", access_token.expose())).ok()?;
@@ -207,7 +211,12 @@ impl ZoomTokenClient {
                 return None;
             }
             let bytes = resp.into_body().collect().await.ok()?.to_bytes();
-            serde_json::from_slice::<Me>(&bytes).ok().map(|me| me.id)
+            let me = serde_json::from_slice::<Me>(&bytes).ok()?;
+            Some(Identity {
+                user_id: me.id,
+                // An empty id names no account: budget per user instead.
+                account_id: me.account_id.filter(|id| !id.is_empty()),
+            })
         };
         tokio::time::timeout(self.timeout, call)
             .await

@@ -2,6 +2,7 @@
 //! `/oauth/authorize`), grantmux in front of the simulator over real sockets.
 //! Time moves by advancing the clock the simulator and grantmux share.
 
+mod account;
 mod bad_input;
 mod client;
 mod client_auth;

@@ -12,8 +12,8 @@ use tokio::sync::{watch, Semaphore};
 use crate::clock::Clock;
 use crate::config;
 use crate::grants::{
-    Adopting, Binding, Grant, GrantKey, Issued, LegacyIndex, RefreshCtx, Registry, SourceFuture,
-    Subject, Tasks, TokenSource,
+    Adopting, Binding, Grant, GrantKey, Identity, Issued, LegacyIndex, RefreshCtx, Registry,
+    SourceFuture, Subject, Tasks, TokenSource,
 };
 use crate::metrics::MetricsRegistry;
 use crate::oauth::ZoomTokenError;
@@ -22,6 +22,8 @@ use crate::store::{Coordinator, GrantStore, HeldLock, Lease, Local, MemoryStore,
 
 pub(super) const CLIENT: &str = "app";
 pub(super) const USER: &str = "u1";
+/// The account `/v2/users/me` names for [`USER`].
+pub(super) const ACCOUNT: &str = "acct-1";
 
 /// What the fake answers next; when the script is empty, new tokens.
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub(super) struct FakeZoom {
     gate: Option<Semaphore>,
     /// `/v2/users/me` answers with the user.
     pub(super) knows_user: AtomicBool,
+    /// ... and with its account ([`ACCOUNT`]).
+    pub(super) knows_account: AtomicBool,
     /// Runs at the next call, as another writer acting meanwhile would.
     on_call: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
@@ -75,6 +79,7 @@ impl FakeZoom {
             issued: AtomicU64::new(0),
             gate: gated.then(|| Semaphore::new(0)),
             knows_user: AtomicBool::new(true),
+            knows_account: AtomicBool::new(true),
             on_call: Mutex::default(),
         })
     }
@@ -166,9 +171,15 @@ impl TokenSource for FakeZoom {
         Box::pin(self.answer())
     }
 
-    fn whoami<'a>(&'a self, _: &'a Secret) -> SourceFuture<'a, Option<String>> {
+    fn whoami<'a>(&'a self, _: &'a Secret) -> SourceFuture<'a, Option<Identity>> {
         let known = self.knows_user.load(Ordering::SeqCst);
-        Box::pin(async move { known.then(|| USER.to_owned()) })
+        let account = self.knows_account.load(Ordering::SeqCst);
+        Box::pin(async move {
+            known.then(|| Identity {
+                user_id: USER.to_owned(),
+                account_id: account.then(|| ACCOUNT.to_owned()),
+            })
+        })
     }
 }
 
