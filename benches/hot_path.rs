@@ -119,12 +119,71 @@ fn headers(c: &mut Criterion) {
     g.finish();
 }
 
+/// The rate limiter's fast path: a call within budget (issue 16). Every call
+/// of a shaped grant pays this; the budget here is wide enough never to wait.
+fn ratelimit(c: &mut Criterion) {
+    use grantmux::config::{Plan, RateLimit};
+    use grantmux::ratelimit::{Flow, RateLimiter, Rates};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let settings = RateLimit {
+        enabled: true,
+        plan: Plan::Custom,
+        rates: Rates::new(1e9, 1e9, 1e9, 1e9),
+        max_wait: Duration::from_secs(5),
+        headroom: 0.0,
+    };
+    let limiter = RateLimiter::new(
+        settings,
+        None,
+        grantmux::clock::Clock::new(),
+        grantmux::metrics::MetricsRegistry::new().metrics,
+    );
+    let flow = Flow {
+        id: Arc::from("caller:bench"),
+        weight: 1,
+    };
+    let method = http::Method::GET;
+    let mut g = c.benchmark_group("ratelimit");
+    g.bench_function("ask_and_admit_within_budget", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let ask = limiter
+                    .ask(
+                        Arc::from("account-1"),
+                        None,
+                        &method,
+                        black_box("/v2/users/KDcuGIm1QgePTO8WbOqwIQ/meetings"),
+                        flow.clone(),
+                    )
+                    .expect("shaping on");
+                limiter
+                    .admit(&ask, tokio::time::Instant::now() + Duration::from_secs(5))
+                    .await
+                    .expect("within budget");
+            })
+        })
+    });
+    g.bench_function("route_template", |b| {
+        b.iter(|| {
+            grantmux::ratelimit::route_template(
+                &method,
+                black_box("/v2/users/KDcuGIm1QgePTO8WbOqwIQ/meetings"),
+            )
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     // Short runs: these are nanosecond-scale and stable; the whole file runs in ~30 s.
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    targets = vtoken, callers, registry, headers
+    targets = vtoken, callers, registry, headers, ratelimit
 }
 criterion_main!(benches);
