@@ -274,6 +274,8 @@ async fn describe(grant: &GrantHandle, now: u64) -> serde_json::Value {
         "id": grant.id(),
         "client_id": key.client_id,
         "subject": key.subject.to_string(),
+        // The Zoom account whose rate limits this grant's calls spend, once known.
+        "account_id": grant.rate_account(),
         "version": record.version,
         "bindings": record.live_bindings().count(),
         "scope": record.scope,

@@ -407,14 +407,23 @@ struct Shaping {
 }
 
 /// The budget a grant's calls spend: Zoom limits per account. A user grant
-/// whose account is not known yet spends a budget of its own user's.
+/// whose account is not known yet (no `/users/me` answer, opaque tokens)
+/// spends a budget of its own user's; an app token one of its app's.
 fn budget_account(grant: &GrantHandle) -> (Arc<str>, Option<&str>) {
-    match &grant.key().subject {
-        Subject::Account(account) => (Arc::from(account.as_str()), None),
-        Subject::User(user) => (Arc::from(format!("user:{user}")), Some(user.as_str())),
-        Subject::App => (Arc::from(format!("app:{}", grant.key().client_id)), None),
-        Subject::Pending(hash) => (Arc::from(format!("pending:{hash}")), None),
+    let user = match &grant.key().subject {
+        Subject::User(user) => Some(user.as_str()),
+        _ => None,
+    };
+    if let Some(account) = grant.rate_account() {
+        return (account, user);
     }
+    let own = match &grant.key().subject {
+        Subject::User(user) => format!("user:{user}"),
+        Subject::Account(account) => account.clone(),
+        Subject::App => format!("app:{}", grant.key().client_id),
+        Subject::Pending(hash) => format!("pending:{hash}"),
+    };
+    (Arc::from(own), user)
 }
 
 /// Reads a 401 or 429 body, which Zoom keeps tiny.

@@ -8,7 +8,7 @@ use grantmux::config::{Config, Plan, RateLimit};
 use grantmux::ratelimit::Rates;
 use grantmux::sim::{DailyLimits, RateLimits, SimConfig};
 
-use super::support::{get, start, ACCOUNT, S2S_KEY, USER};
+use super::support::{adopt_user, get, start, ACCOUNT, S2S_KEY, USER, USER_KEY};
 
 /// List meetings: labelled Medium by Zoom, in the sim and in grantmux's seeds.
 fn medium_path() -> String {
@@ -182,4 +182,33 @@ async fn turned_off_zooms_429s_pass_through() {
         .await
         .expect("admin answers");
     assert_eq!(json(&view.body)["enabled"], false);
+}
+
+#[tokio::test]
+async fn a_user_grant_spends_its_accounts_budget() {
+    // One Medium call a minute for the whole account: the S2S grant spends it,
+    // and the user grant of the same account finds it spent.
+    let h = start(SimConfig::default(), |c| {
+        shaping(c, 1.0 / 60.0, Duration::from_millis(200))
+    })
+    .await;
+    adopt_user(&h).await;
+    assert_eq!(get(&h, &medium_path(), S2S_KEY).await.status, 200);
+    let user = get(&h, &medium_path(), USER_KEY).await;
+    assert_eq!(user.status, 429, "{:?}", user.body);
+    assert_eq!(user.headers["x-grantmux-ratelimit"], "local");
+    let grants = h
+        .call(http::Method::GET, &h.admin_url("/grants"), &[], "")
+        .await
+        .expect("admin answers");
+    let grants = json(&grants.body);
+    assert!(
+        grants
+            .as_array()
+            .or_else(|| grants["grants"].as_array())
+            .expect("a list")
+            .iter()
+            .all(|g| g["account_id"] == ACCOUNT),
+        "{grants}"
+    );
 }
