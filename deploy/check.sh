@@ -9,8 +9,13 @@
 #      Two versions: 1.29, the oldest this layout supports (native sidecars on by
 #      default), and the newest the tool knows.
 #   2. deploy/Dockerfile passes hadolint (any finding fails).
+#   3. deploy/monitoring/: the alerting rules pass `promtool check rules` and their unit
+#      tests (`promtool test rules`); the Grafana dashboard is valid JSON and every
+#      query in it parses as PromQL (checked as recording rules by promtool).
 #
-# The tools go into a virtualenv under target/ (ignored by git), pinned.
+# The tools go into a virtualenv under target/ (ignored by git), pinned. promtool is
+# the one in Debian's `prometheus` package: taken out of the .deb (`apt-get download`)
+# rather than installed, which would also bring a Prometheus server and start it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,8 +67,49 @@ else
     failed=1
 fi
 
+promtool="$(command -v promtool || true)"
+if [ -z "$promtool" ]; then
+    promtool="$tools/bin/promtool"
+    if [ ! -x "$promtool" ]; then
+        deb="$(mktemp -d)"
+        # -o APT::Sandbox::User=root: the _apt user cannot write into mktemp's folder.
+        (cd "$deb" && { apt-get download -qq -o APT::Sandbox::User=root prometheus \
+            || { apt-get update -qq && apt-get download -qq -o APT::Sandbox::User=root prometheus; }; })
+        dpkg-deb -x "$deb"/prometheus_*.deb "$deb/x"
+        install -m 0755 "$deb/x/usr/bin/promtool" "$promtool"
+        rm -rf "$deb"
+    fi
+fi
+"$promtool" --version | head -1
+monitoring=deploy/monitoring
+if "$promtool" check rules "$monitoring/grantmux.rules.yml" \
+    && "$promtool" test rules "$monitoring/grantmux.rules.test.yml"; then
+    echo "ok: $monitoring/grantmux.rules.yml (promtool check rules, test rules)"
+else
+    failed=1
+fi
+# Each dashboard query becomes a recording rule, so that promtool parses it; Grafana's
+# variables are given values first.
+queries="$rendered/dashboard-queries.rules.yml"
+if python3 - "$monitoring/grafana-dashboard.json" >"$queries" <<'PY' \
+    && "$promtool" check rules "$queries" >/dev/null; then
+import json, sys
+dashboard = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+assert exprs, "no query in the dashboard"
+print("groups:\n  - name: dashboard\n    rules:")
+for i, expr in enumerate(exprs):
+    expr = expr.replace("$instance", ".*")
+    print(f"      - record: dashboard:query{i}\n        expr: {json.dumps(expr)}")
+PY
+    echo "ok: $monitoring/grafana-dashboard.json (JSON, $(grep -c 'record:' "$queries") queries parse)"
+else
+    echo "FAILED: $monitoring/grafana-dashboard.json" >&2
+    failed=1
+fi
+
 if [ "$failed" -ne 0 ]; then
     echo "deploy/check.sh: FAILED" >&2
     exit 1
 fi
-echo "deploy/check.sh: $count kustomizations valid, Dockerfile clean"
+echo "deploy/check.sh: $count kustomizations valid, Dockerfile clean, monitoring rules and dashboard valid"

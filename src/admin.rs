@@ -16,10 +16,6 @@ use std::time::Duration;
 
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
 use serde_json::json;
 
 use crate::body::{self, Body};
@@ -46,13 +42,6 @@ pub struct Admin {
     refreshed_at: Mutex<HashMap<String, UnixMillis>>,
     /// For `/ratelimits`.
     limiter: RateLimiter,
-}
-
-/// Seconds until each grant's token expires, computed at scrape time.
-#[derive(Debug)]
-pub struct GrantExpiry {
-    pub registry: Arc<Registry>,
-    pub clock: Clock,
 }
 
 // === impl Admin ===
@@ -304,25 +293,4 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
-}
-
-// === impl GrantExpiry ===
-
-impl Collector for GrantExpiry {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let now = self.clock.now_ms() as i64;
-        let mut family = encoder.encode_descriptor(
-            "grant_expires_in_seconds",
-            "Seconds until each grant's current access token expires (negative: expired)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for grant in self.registry.all() {
-            let cur = grant.current();
-            let seconds = (cur.expires_at_ms as i64 - now) / 1000;
-            let labels = [("grant", grant.id().to_owned())];
-            ConstGauge::new(seconds).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
-    }
 }

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::{Admin, GrantExpiry};
+use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::{Config, StoreBackend};
 use crate::grants::vtoken::Signer;
@@ -16,7 +16,7 @@ use crate::grants::{Adopting, LegacyIndex, RefreshCtx, Registry, Tasks};
 use crate::intercept::{
     check_upstream, CaError, ForwardProxy, Intercepted, Interception, UpstreamLoop,
 };
-use crate::metrics::MetricsRegistry;
+use crate::metrics::{GrantStates, MetricsRegistry};
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
 use crate::ratelimit::{RateLimiter, SharedBudget};
@@ -110,10 +110,10 @@ impl Running {
         });
         let registry = Registry::load(ctx).await?;
         registry.resume_adoptions();
-        metrics.register_collector(Box::new(GrantExpiry {
-            registry: registry.clone(),
-            clock: options.clock.clone(),
-        }));
+        metrics.register_collector(Box::new(GrantStates::new(
+            registry.clone(),
+            options.clock.clone(),
+        )));
 
         // Before any listener opens: the exported bundle must exist by the time
         // `/healthz` answers, since apps in the pod start on it.

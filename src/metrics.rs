@@ -1,7 +1,9 @@
 //! Prometheus metrics, registered once at start-up and passed down as cheap handles.
 //!
-//! Labels stay bounded: route classes, status classes, results and grant ids,
-//! never a path or a token.
+//! Labels stay bounded: route classes, status classes, results, grant states
+//! and rate-limit categories. Never a path, a token, or a grant, user or
+//! account id: grants are counted by state at scrape time ([`GrantStates`]),
+//! so 100k grants cost no more series than ten.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +12,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+mod grants;
+mod process;
+
+pub use self::grants::{GrantStates, Standing};
+pub use self::process::ProcessCollector;
 
 /// The route class of a request, as seen by the proxy listener.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -48,7 +57,8 @@ pub struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenCallLabels {
-    /// `refresh`, `mint` or `exchange`.
+    /// `refresh`, `mint`, `exchange` (an authorization code) or `adopt` (a
+    /// legacy refresh token presented by a caller).
     pub kind: &'static str,
     /// `ok`, `invalid_grant`, `rejected`, `transient`, `unknown_app`.
     pub result: &'static str,
@@ -148,6 +158,12 @@ impl Metrics {
             let _ = m.replays.get_or_create(&ReplayLabels { cause });
         }
         let r = registry.sub_registry_with_prefix("grantmux");
+        // `grantmux_build_info{version} 1`: an OpenMetrics info metric.
+        r.register(
+            "build",
+            "The grantmux build serving this endpoint",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
         r.register(
             "requests",
             "Requests answered on the proxy listener, by route class and status",
@@ -271,13 +287,15 @@ impl MetricsRegistry {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
+        // Unprefixed: `process_*` are the names every exporter shares.
+        registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry: Arc::new(Mutex::new(registry)),
             metrics,
         }
     }
 
-    /// Adds a collector evaluated at scrape time (per-grant expiry, for one).
+    /// Adds a collector evaluated at scrape time ([`GrantStates`], for one).
     pub fn register_collector(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         registry

@@ -61,6 +61,10 @@ pub struct GrantHandle {
     pub(super) background: AtomicBool,
     /// A rotated token is held in memory only: the store refused it.
     pub(super) unpersisted: AtomicBool,
+    /// The last attempt failed and is being retried (`Flight::failures > 0`),
+    /// mirrored outside the lock so that a metrics scrape reads it without one.
+    pub(super) refresh_failing: AtomicBool,
+    /// When a caller last asked for the token: one relaxed store per request.
     last_used_ms: AtomicU64,
     /// Ids of unrevoked bindings, read on every virtual-token request.
     live_bindings: ArcSwap<HashSet<String>>,
@@ -86,6 +90,7 @@ impl GrantHandle {
             attempts: AtomicU64::new(0),
             background: AtomicBool::new(false),
             unpersisted: AtomicBool::new(false),
+            refresh_failing: AtomicBool::new(false),
             last_used_ms: AtomicU64::new(0),
             ctx,
         })
@@ -120,6 +125,22 @@ impl GrantHandle {
 
     pub fn is_unpersisted(&self) -> bool {
         self.unpersisted.load(Ordering::Acquire)
+    }
+
+    /// Did the last refresh attempt fail (Zoom or the store unavailable, or a
+    /// refusal other than `invalid_grant`)? It is retried with backoff.
+    pub fn refresh_failing(&self) -> bool {
+        self.refresh_failing.load(Ordering::Relaxed)
+    }
+
+    /// When a caller last asked for this grant's token (0: not since start-up).
+    pub fn last_used_ms(&self) -> UnixMillis {
+        self.last_used_ms.load(Ordering::Relaxed)
+    }
+
+    /// `refresh.ahead` in milliseconds, as this grant's refresher reads it.
+    pub fn refresh_ahead_ms(&self) -> u64 {
+        self.ahead_ms()
     }
 
     /// Tokens Zoom issued for a code or legacy token, kept under the pending
@@ -256,6 +277,7 @@ impl GrantHandle {
         self.current.store(Arc::new(snapshot(&record)));
         self.replace_record(flight, record);
         flight.failures = 0;
+        self.refresh_failing.store(false, Ordering::Relaxed);
         flight.retry_at_ms = 0;
         flight.last_error = None;
         flight.limbo_since_ms = None;

@@ -177,6 +177,8 @@ impl GrantHandle {
         };
         let now = self.ctx.clock.now_ms();
         flight.failures = flight.failures.saturating_add(1);
+        self.refresh_failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let wait = backoff(&self.ctx.refresh, flight.failures);
         flight.retry_at_ms = now + wait.as_millis() as u64;
         tracing::warn!(grant = %self.key(), %error, retry_in = ?wait, "refresh failed; will retry");

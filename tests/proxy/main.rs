@@ -9,6 +9,7 @@ mod forwarding;
 mod idle;
 mod intercept;
 mod limits;
+mod metrics;
 mod pool;
 mod ratelimit;
 mod refresh;

@@ -262,15 +262,19 @@ async fn metrics_show_requests_latency_token_calls_and_expiry() {
         Some(1.0),
         "{m}"
     );
-    let expiry = sample(
-        &m,
-        &format!(
-            "grantmux_grant_expires_in_seconds{{grant=\"{}\"}}",
-            support::user_key().id()
-        ),
-    )
-    .expect("expiry gauge");
-    assert!((3500.0..=3600.0).contains(&expiry), "{expiry}");
+    // Both grants in use hold a fresh token of about an hour (no per-grant series).
+    assert_eq!(
+        sample(&m, "grantmux_grants{state=\"fresh\"}"),
+        Some(2.0),
+        "{m}"
+    );
+    let under_45m = "grantmux_grant_expiry_seconds_bucket{le=\"2700.0\"}";
+    assert_eq!(sample(&m, under_45m), Some(0.0), "{m}");
+    assert_eq!(
+        sample(&m, "grantmux_grant_expiry_seconds_count"),
+        Some(2.0),
+        "{m}"
+    );
     assert!(m.contains("grantmux_replays"), "{m}");
     for secret in [S2S_KEY, USER_KEY, support::SECRET] {
         assert!(!m.contains(secret));
