@@ -8,6 +8,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod fairness;
 mod legacy;
 mod outage;
 mod pickup;

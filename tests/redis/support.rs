@@ -45,6 +45,8 @@ pub(crate) struct RedisServer {
     child: Option<Child>,
     /// The CA's PEM when Redis speaks TLS only ([`Self::start_tls`]).
     tls_ca: Option<String>,
+    /// Redis's `appendfsync`: `always` unless started with [`Self::start_fsync_everysec`].
+    appendfsync: &'static str,
 }
 
 /// Settings every replica of one test shares.
@@ -52,6 +54,12 @@ pub(crate) struct RedisServer {
 pub(crate) struct ReplicaConfig {
     pub(crate) lock_lease: &'static str,
     pub(crate) ahead: &'static str,
+    /// The `[rate_limit]` section. Off by default here: these tests are about
+    /// grants, and shaping (on in production) would pace their bursts at
+    /// Zoom's Light rate for the whole account, 30 a second, stretching a burst
+    /// across several of the 1 s tokens they count rotations of. Shaping across
+    /// replicas has tests of its own (`ratelimit.rs`, `fairness.rs`).
+    pub(crate) rate_limit: &'static str,
 }
 
 impl Default for ReplicaConfig {
@@ -59,6 +67,7 @@ impl Default for ReplicaConfig {
         Self {
             lock_lease: "2s",
             ahead: "5m",
+            rate_limit: "enabled = false",
         }
     }
 }
@@ -96,7 +105,15 @@ impl RedisServer {
     /// taken again before Redis binds it), and tries others if Redis cannot
     /// bind it.
     pub(crate) fn start() -> Self {
-        Self::start_in(tempfile::tempdir().expect("tempdir"), None)
+        Self::start_in(tempfile::tempdir().expect("tempdir"), None, "always")
+    }
+
+    /// Like [`Self::start`], but Redis writes its AOF to disk once a second
+    /// (Redis's default) rather than before each answer: for load tests, in
+    /// which one slow fsync (other disk traffic on the machine) would hold up
+    /// every client at once; not for tests that kill Redis.
+    pub(crate) fn start_fsync_everysec() -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), None, "everysec")
     }
 
     /// Like [`Self::start`], but Redis listens for TLS only (`--port 0`), with a
@@ -112,15 +129,16 @@ impl RedisServer {
         ] {
             std::fs::write(dir.path().join(file), pem).expect("PEM written");
         }
-        Self::start_in(dir, Some(certs.ca_pem))
+        Self::start_in(dir, Some(certs.ca_pem), "always")
     }
 
-    fn start_in(dir: TempDir, tls_ca: Option<String>) -> Self {
+    fn start_in(dir: TempDir, tls_ca: Option<String>, appendfsync: &'static str) -> Self {
         let mut server = Self {
             port: 0,
             dir,
             child: None,
             tls_ca,
+            appendfsync,
         };
         for _ in 0..20 {
             server.port = free_port();
@@ -163,9 +181,9 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "yes"])
             .args(["--requirepass", REDIS_PASSWORD])
-            // Every write is fsynced before Redis answers: a killed Redis loses nothing
-            // it acknowledged (with the default `everysec` it could lose a second).
-            .args(["--appendfsync", "always"])
+            // `always`: every write is fsynced before Redis answers, so a killed Redis
+            // loses nothing it acknowledged (with `everysec` it could lose a second).
+            .args(["--appendfsync", self.appendfsync])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -273,18 +291,35 @@ impl Drop for RedisServer {
 impl Cluster {
     /// Redis, a simulator (`sim` with `tweak`) and a config file for replicas.
     pub(crate) async fn start(sim: SimConfig, replicas: ReplicaConfig) -> Self {
-        Self::around(RedisServer::start(), sim, replicas).await
+        Self::around(RedisServer::start(), sim, replicas, "").await
+    }
+
+    /// [`Self::start`] around `redis`, with `extra` at the end of the replicas'
+    /// `proxy.toml` (more `[[caller]]`s); pass their keys to [`Self::replica_env`].
+    pub(crate) async fn start_with(
+        redis: RedisServer,
+        sim: SimConfig,
+        replicas: ReplicaConfig,
+        extra: &str,
+    ) -> Self {
+        Self::around(redis, sim, replicas, extra).await
     }
 
     /// [`Self::start`] with a TLS-only Redis ([`RedisServer::start_tls`]).
     pub(crate) async fn start_tls(sim: SimConfig, replicas: ReplicaConfig) -> Self {
-        Self::around(RedisServer::start_tls(), sim, replicas).await
+        Self::around(RedisServer::start_tls(), sim, replicas, "").await
     }
 
-    async fn around(redis: RedisServer, sim: SimConfig, replicas: ReplicaConfig) -> Self {
+    async fn around(
+        redis: RedisServer,
+        sim: SimConfig,
+        replicas: ReplicaConfig,
+        extra: &str,
+    ) -> Self {
         let sim = Sim::start(sim).await.expect("sim starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = write_config(dir.path(), &sim.base_url(), &replica_toml(&replicas));
+        let toml = replica_toml(&replicas) + extra;
+        let config = write_config(dir.path(), &sim.base_url(), &toml);
         Self {
             redis,
             sim,
@@ -314,6 +349,13 @@ impl Cluster {
             trust.as_slice(),
         )
         .unwrap_or_else(|(code, log)| panic!("{name} exited ({code:?}): {log:#?}"))
+    }
+
+    /// A replica (plain Redis) with `env` added to its environment: the keys
+    /// of the callers in [`Self::start_with`]'s `extra`.
+    pub(crate) fn replica_env(&self, name: &str, env: &[(&str, &str)]) -> Replica {
+        Replica::try_start(name, &self.config, &self.redis.url(), None, env)
+            .unwrap_or_else(|(code, log)| panic!("{name} exited ({code:?}): {log:#?}"))
     }
 
     /// A replica given no `SSL_CERT_FILE`: with a TLS Redis it knows only the
@@ -434,9 +476,12 @@ grant = {{ client_id = "{CLIENT}", user_id = "{USER}" }}
 name = "s2s"
 key_env = "S2S_KEY"
 grant = {{ client_id = "{CLIENT}", account_id = "{ACCOUNT}" }}
+[rate_limit]
+{rate_limit}
 "#,
         lease = r.lock_lease,
         ahead = r.ahead,
+        rate_limit = r.rate_limit,
     )
 }
 
