@@ -57,4 +57,15 @@ async fn three_replicas_on_redis_hold_the_accounts_medium_budget() {
         figures.zoom_calls
     );
     assert_eq!(figures.interactive_429s(), 0, "interactive 429s");
+    // 20 s of load spans four of the subscriber's 5 s health pings: each must
+    // pass (a subscribed connection answers PING with a list, once misread as
+    // a failure, which dropped and re-read everything every 5 s).
+    for r in &replicas {
+        assert!(
+            !r.logged("lost the Redis subscription"),
+            "{}: {:#?}",
+            r.name,
+            r.log()
+        );
+    }
 }

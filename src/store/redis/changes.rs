@@ -106,7 +106,10 @@ impl Feed {
                     None => return,
                 },
                 _ = health.tick() => {
-                    let pong = tokio::time::timeout(HEALTH_TIMEOUT, sink.ping::<String>()).await;
+                    // A subscribed connection answers PING with `["pong", ""]`,
+                    // not `PONG`: any answer in time is health.
+                    let pong =
+                        tokio::time::timeout(HEALTH_TIMEOUT, sink.ping::<redis::Value>()).await;
                     if !matches!(pong, Ok(Ok(_))) {
                         return;
                     }
