@@ -34,7 +34,8 @@
 //! intercept/    answering as zoom.us / api.zoom.us for clients whose URLs are in their
 //!               code: a CA name-constrained to those hosts, leaves by SNI, the HTTPS
 //!               forward proxy (CONNECT) and the TLS listener, both serving as proxy/ does
-//! admin.rs      /healthz /readyz /metrics /grants
+//! admin.rs      /healthz /readyz /metrics /grants /ratelimits; refresh and revoke a grant
+//! admin_cli.rs  `grantmux admin`: the admin API as tables (or its JSON) for operators
 //! metrics.rs    every metric, registered once
 //! moved.rs      when something last moved: the idle-connection and upload watchdogs' clock
 //! failpoint.rs  crash and freeze points for the durability tests
@@ -57,6 +58,7 @@
 //! makes a last write of anything the store has not taken.
 
 pub mod admin;
+pub mod admin_cli;
 pub mod app;
 pub mod body;
 pub mod clock;

@@ -41,6 +41,8 @@ enum Command {
         #[arg(long, short, default_value = "proxy.toml")]
         config: PathBuf,
     },
+    /// Ask a running grantmux's admin API: grants, refresh, revoke, status, rate limits.
+    Admin(grantmux::admin_cli::AdminArgs),
     /// Run a local imitation of Zoom's OAuth and REST API.
     Sim(grantmux::sim::cli::SimArgs),
     /// Two systems share one Zoom user, without and with grantmux: a side-by-side table.
@@ -59,9 +61,9 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo's output is its table; only warnings and errors go to the log.
+    // The demo's and admin's output is what they print; only warnings and errors go to the log.
     let level = match cli.command {
-        Command::Demo { .. } => "warn",
+        Command::Demo { .. } | Command::Admin(_) => "warn",
         _ => "info",
     };
     init_tracing(cli.log_format, level);
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Ca { config } => ca(&config),
         Command::Serve { config } => serve(&config),
+        Command::Admin(args) => admin(args),
         Command::Sim(args) => run_async(grantmux::sim::cli::run(args)),
         Command::Demo { seconds } => run_async(grantmux::demo::main(grantmux::demo::DemoOptions {
             duration: std::time::Duration::from_secs(seconds),
@@ -155,6 +158,28 @@ fn ca(path: &std::path::Path) -> ExitCode {
         Err(error) => {
             eprintln!("grantmux: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `grantmux admin`: 0 ok, 1 the API answered an error, 2 nothing answered,
+/// 64 a bad `--admin` URL or config. One thread: it makes a few calls in turn.
+fn admin(args: grantmux::admin_cli::AdminArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(grantmux::admin_cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("grantmux admin: {error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }
