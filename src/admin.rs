@@ -1,5 +1,6 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/grants`, and
-//! `POST /grants/{id}/refresh`. It binds loopback by default and shows no secret.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/grants`,
+//! `/grants/{id}`, `/ratelimits`, `POST /grants/{id}/refresh` and
+//! `POST /grants/{id}/revoke`. It binds loopback by default and shows no secret.
 //!
 //! It is not for browsers. A page a browser shows could still reach a loopback or
 //! in-cluster admin port, and a cross-origin `text/plain` POST needs no preflight.
@@ -8,6 +9,7 @@
 //! without a preflight that admin never answers. Each forced refresh is a real
 //! rotation at Zoom, so one grant takes at most one per [`REFRESH_INTERVAL`].
 
+use crate::metrics::Standing;
 use crate::ratelimit::RateLimiter;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,11 +22,15 @@ use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::clock::{Clock, UnixMillis};
-use crate::grants::{GrantHandle, Registry, TokenError};
+use crate::grants::{GrantHandle, Registry, Subject, TokenError};
 use crate::metrics::MetricsRegistry;
 
 /// `POST /grants/{id}/refresh` is accepted at most once per grant per this long.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A grant asked for within this long is "in use": an expired token on it is
+/// a caller's failure now, not an idle grant that is refreshed on next use.
+pub const IN_USE_MS: u64 = 60 * 60 * 1000;
 
 /// What the admin endpoints read.
 #[derive(Debug)]
@@ -73,6 +79,7 @@ impl Admin {
         let resp = match (req.method(), path) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => self.readyz().await,
+            (&Method::GET, "/readyz/store") => self.readyz_store().await,
             (&Method::GET, "/metrics") => {
                 let mut resp = text(StatusCode::OK, self.metrics.encode());
                 resp.headers_mut().insert(
@@ -88,6 +95,13 @@ impl Admin {
             (&Method::POST, p) if p.starts_with("/grants/") && p.ends_with("/refresh") => {
                 let id = &p["/grants/".len()..p.len() - "/refresh".len()];
                 self.refresh(&percent_decode(id)).await
+            }
+            (&Method::POST, p) if p.starts_with("/grants/") && p.ends_with("/revoke") => {
+                let id = &p["/grants/".len()..p.len() - "/revoke".len()];
+                self.revoke(&percent_decode(id)).await
+            }
+            (&Method::GET, p) if p.starts_with("/grants/") => {
+                self.grant(&percent_decode(&p["/grants/".len()..])).await
             }
             _ => body::json(StatusCode::NOT_FOUND, &json!({ "error": "not found" })),
         };
@@ -111,10 +125,46 @@ impl Admin {
         )
     }
 
-    /// Ready when the store answers and no rotated token is held in memory only.
-    /// Dead grants are listed but do not make the process unready: they need a
-    /// user, not a restart, and other grants still work.
+    /// "This process can serve callers now": the listeners are up (this
+    /// answer is proof), and every grant in use holds a valid token or can
+    /// still get one. The store is not asked: while it is down, cached tokens
+    /// still serve, and in a sidecar layout a 503 here would take the app's pod
+    /// out of its Service for nothing. A grant is stuck when a caller asked for
+    /// it after its token came due (the `expired` state of `grantmux_grants`),
+    /// within [`IN_USE_MS`], and its refresh is failing. Dead grants are listed but do not count: they need
+    /// their user, not a restart, and other grants still work.
     async fn readyz(&self) -> Response<Body> {
+        let now = self.clock.now_ms();
+        let grants = self.registry.all();
+        let stuck: Vec<String> = grants
+            .iter()
+            .filter(|g| {
+                // `Expired` (not `Idle`): a caller asked after the token came due.
+                let expired = Standing::of(g, &g.current(), now) == Standing::Expired;
+                let recent = now.saturating_sub(g.last_used_ms()) <= IN_USE_MS;
+                expired && recent && g.refresh_failing()
+            })
+            .map(|g| g.id())
+            .collect();
+        let dead: Vec<String> = grants
+            .iter()
+            .filter(|g| g.current().dead.is_some())
+            .map(|g| g.id())
+            .collect();
+        let mut problems = Vec::new();
+        if !stuck.is_empty() {
+            problems.push(format!(
+                "grants in use with an expired token whose refresh is failing: {}",
+                stuck.join(", ")
+            ));
+        }
+        readiness(&problems, json!({ "dead_grants": dead }))
+    }
+
+    /// The store's side: it answers, no rotated token is held in memory only,
+    /// and no adopted token waits for its user. A central deployment may gate
+    /// on this; a sidecar must not (see [`Self::readyz`]).
+    async fn readyz_store(&self) -> Response<Body> {
         let mut problems = Vec::new();
         if let Err(error) = self.registry.ctx().store.ping().await {
             problems.push(format!("store: {error}"));
@@ -136,16 +186,7 @@ impl Admin {
         for (ids, what) in held.into_iter().filter(|(ids, _)| !ids.is_empty()) {
             problems.push(format!("{what} {}", ids.join(", ")));
         }
-        let dead = ids(|g| g.current().dead.is_some());
-        let status = if problems.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        body::json(
-            status,
-            &json!({ "ready": problems.is_empty(), "problems": problems, "dead_grants": dead }),
-        )
+        readiness(&problems, json!({}))
     }
 
     async fn grants(&self) -> Response<Body> {
@@ -182,6 +223,63 @@ impl Admin {
                 &json!({ "id": id, "refreshed": false, "error": error.to_string() }),
             ),
         }
+    }
+
+    /// One grant: the object `/grants` lists for it.
+    async fn grant(&self, id: &str) -> Response<Body> {
+        match self.registry.get_by_id(id) {
+            Some(grant) => {
+                let described = describe(&grant, self.clock.now_ms()).await;
+                body::json(StatusCode::OK, &described)
+            }
+            None => no_such_grant(id),
+        }
+    }
+
+    /// Revokes every caller binding of a grant, as `POST /oauth/revoke` revokes
+    /// one: the virtual tokens its callers hold are refused from then on, here
+    /// and, announced through the store, on other replicas. Like that endpoint
+    /// under the default policy, it keeps the tokens and never calls Zoom: the
+    /// grant stays authorized there (revoking it at Zoom would uninstall the app
+    /// for the user), and static callers keep their configured keys.
+    ///
+    /// A minted grant (Server-to-Server, or the app's own) is refused: its one
+    /// binding is shared by every holder of the app's credentials, and the next
+    /// of them to ask for a token would bring it back, old tokens included.
+    async fn revoke(&self, id: &str) -> Response<Body> {
+        let Some(grant) = self.registry.get_by_id(id) else {
+            return no_such_grant(id);
+        };
+        if matches!(grant.key().subject, Subject::Account(_) | Subject::App) {
+            let error = "a minted grant's one binding is shared by every caller holding \
+                         the app's credentials, who would mint it again: rotate the app's \
+                         secret instead";
+            return body::json(StatusCode::CONFLICT, &json!({ "id": id, "error": error }));
+        }
+        let live: Vec<String> = grant
+            .record()
+            .await
+            .live_bindings()
+            .map(|b| b.id.clone())
+            .collect();
+        let mut remaining = 0;
+        for (revoked, binding) in live.iter().enumerate() {
+            match grant.revoke_binding(binding).await {
+                Ok(left) => remaining = left,
+                Err(error) => {
+                    tracing::warn!(grant = %id, revoked, %error, "admin revoke: the store refused");
+                    let error = format!("store: {error}");
+                    let answer = json!({ "id": id, "revoked_bindings": revoked, "error": error });
+                    return body::json(StatusCode::SERVICE_UNAVAILABLE, &answer);
+                }
+            }
+        }
+        let revoked = live.len();
+        tracing::info!(grant = %id, revoked, remaining, "admin revoked the grant's bindings");
+        body::json(
+            StatusCode::OK,
+            &json!({ "id": id, "revoked_bindings": revoked, "live_bindings": remaining }),
+        )
     }
 
     /// Records a forced refresh of `id` now, or says how long until one is allowed.
@@ -238,6 +336,14 @@ fn is_json(value: &http::HeaderValue) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// The 404 for a grant id this process does not know.
+fn no_such_grant(id: &str) -> Response<Body> {
+    body::json(
+        StatusCode::NOT_FOUND,
+        &json!({ "error": "no such grant", "id": id }),
+    )
+}
+
 /// The 429 for a forced refresh within [`REFRESH_INTERVAL`] of the last one.
 fn too_soon(id: &str, wait: Duration) -> Response<Body> {
     let seconds = wait.as_millis().div_ceil(1000).max(1) as u64;
@@ -276,6 +382,20 @@ async fn describe(grant: &GrantHandle, now: u64) -> serde_json::Value {
         "refreshed_at_ms": cur.issued_at_ms,
         "unpersisted": grant.is_unpersisted(),
     })
+}
+
+/// 200 with no problems, else 503; the body lists them, then `extra`'s fields.
+fn readiness(problems: &[String], extra: serde_json::Value) -> Response<Body> {
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut answer = json!({ "ready": problems.is_empty(), "problems": problems });
+    if let (Some(answer), serde_json::Value::Object(extra)) = (answer.as_object_mut(), extra) {
+        answer.extend(extra);
+    }
+    body::json(status, &answer)
 }
 
 fn text(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<Body> {

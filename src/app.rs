@@ -20,6 +20,7 @@ use crate::metrics::{GrantStates, MetricsRegistry};
 use crate::oauth::ZoomTokenClient;
 use crate::proxy::Proxy;
 use crate::ratelimit::{RateLimiter, SharedBudget};
+use crate::reload::{ReloadOptions, Reloader};
 use crate::serve::{serve, ServerLimits};
 use crate::store::{
     Coordinator, FileStore, GrantStore, Local, MemoryStore, RedisStore, StoreError,
@@ -32,6 +33,8 @@ pub struct StartOptions {
     pub clock: Clock,
     /// Use this store (one only this process uses) instead of the one the config names.
     pub store: Option<Arc<dyn GrantStore>>,
+    /// Reload the config on SIGHUP (and file changes): what `serve` does.
+    pub reload: Option<ReloadOptions>,
 }
 
 /// A running grantmux: its bound addresses and handles for tests and admin.
@@ -77,6 +80,8 @@ pub enum StartError {
 impl Running {
     /// Starts every listener and background task.
     pub async fn start(config: Config, options: StartOptions) -> Result<Self, StartError> {
+        // As loaded: a reload compares against this, not the ports filled in below.
+        let loaded = options.reload.as_ref().map(|_| config.clone());
         let (store, coord, shared_budget) = match options.store {
             Some(store) => (store, Arc::new(Local) as Arc<dyn Coordinator>, None),
             None => open_store(&config).await?,
@@ -104,11 +109,11 @@ impl Running {
             store: store.clone(),
             coord,
             clock: options.clock.clone(),
-            refresh: config.refresh.clone(),
+            refresh: arc_swap::ArcSwap::from_pointee(config.refresh.clone()),
             metrics: metrics.metrics.clone(),
             shutdown: shutdown_rx.clone(),
         });
-        let registry = Registry::load(ctx).await?;
+        let registry = Registry::load(ctx.clone()).await?;
         registry.resume_adoptions();
         metrics.register_collector(Box::new(GrantStates::new(
             registry.clone(),
@@ -189,6 +194,22 @@ impl Running {
             limiter,
         ));
         let mut tasks = Vec::new();
+        if let (Some(reload), Some(loaded)) = (options.reload, loaded) {
+            let reloader = Arc::new(Reloader::new(
+                reload.path,
+                loaded,
+                proxy.clone(),
+                ctx,
+                reload.log,
+                metrics.metrics.clone(),
+            ));
+            reloader.apply_initial_log_level();
+            tasks.push(tokio::spawn(reloader.run(
+                reload.hangups,
+                reload.watch,
+                shutdown_rx.clone(),
+            )));
+        }
         if let Some(interception) = &interception {
             if let Some(listener) = tls_listener {
                 let proxy = proxy.clone();

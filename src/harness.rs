@@ -86,6 +86,7 @@ impl Harness {
         let options = StartOptions {
             clock: clock.clone(),
             store,
+            reload: None,
         };
         let gmx = Running::start(config.clone(), options).await?;
         let http = Client::builder(TokioExecutor::new()).build_http();

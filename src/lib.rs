@@ -39,7 +39,9 @@
 //! metrics.rs    every metric, registered once
 //! moved.rs      when something last moved: the idle-connection and upload watchdogs' clock
 //! failpoint.rs  crash and freeze points for the durability tests
-//! signal.rs     SIGTERM / Ctrl-C
+//! signal.rs     SIGTERM / Ctrl-C, and SIGHUP
+//! reload.rs     config reload without restart (SIGHUP, --watch-config): swaps callers,
+//!               apps, refresh and rate-limit settings, log level; names what needs a restart
 //! sim/          the Zoom simulator (`grantmux sim`, and the test suite's upstream)
 //! harness.rs    simulator + grantmux on loopback: what demo, tests and benches run
 //! demo.rs       `grantmux demo`: two systems, one Zoom user, without and with grantmux
@@ -74,6 +76,7 @@ mod moved;
 pub mod oauth;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reload;
 pub mod secret;
 pub mod serve;
 pub mod signal;

@@ -30,10 +30,14 @@ enum Command {
         #[arg(long, short, default_value = "proxy.toml")]
         config: PathBuf,
     },
-    /// Run the proxy and admin listeners until SIGTERM or Ctrl-C.
+    /// Run the proxy and admin listeners until SIGTERM or Ctrl-C. SIGHUP
+    /// reloads the config (callers, apps, refresh and rate-limit settings, log level).
     Serve {
         #[arg(long, short, default_value = "proxy.toml")]
         config: PathBuf,
+        /// Also reload when the config file changes (checked every 2 s).
+        #[arg(long)]
+        watch_config: bool,
     },
     /// Print the interception CA's certificate (PEM), creating the CA if the
     /// config's files do not exist yet: what clients with hard-coded Zoom URLs trust.
@@ -66,12 +70,18 @@ fn main() -> ExitCode {
         Command::Demo { .. } | Command::Admin(_) => "warn",
         _ => "info",
     };
-    init_tracing(cli.log_format, level);
+    // A server's log is its output (`docker logs`, the kubelet read stdout); the
+    // other commands print their answer on stdout, so their log goes to stderr.
+    let log_to_stdout = matches!(cli.command, Command::Serve { .. });
+    let log_hook = init_tracing(cli.log_format, level, log_to_stdout);
     log_panics_in_one_line();
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Ca { config } => ca(&config),
-        Command::Serve { config } => serve(&config),
+        Command::Serve {
+            config,
+            watch_config,
+        } => serve(&config, watch_config, log_hook),
         Command::Admin(args) => admin(args),
         Command::Sim(args) => run_async(grantmux::sim::cli::run(args)),
         Command::Demo { seconds } => run_async(grantmux::demo::main(grantmux::demo::DemoOptions {
@@ -186,24 +196,54 @@ fn admin(args: grantmux::admin_cli::AdminArgs) -> ExitCode {
 
 /// Checks the config before binding anything: a bad config exits 64, a start-up
 /// failure (port taken, unreadable store) exits 1, a clean shutdown exits 0.
-fn serve(path: &std::path::Path) -> ExitCode {
+fn serve(
+    path: &std::path::Path,
+    watch: bool,
+    log: Option<grantmux::reload::LogLevelHook>,
+) -> ExitCode {
+    // Errors go to the log like everything else `serve` says, so that with
+    // `--log-format json` every line of its output is JSON.
     let config = match grantmux::config::Config::load(path) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("{}: {error}", path.display());
+            tracing::error!(key = error.key(), "{}: {error}", path.display());
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    run_async(async move {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = runtime.block_on(async move {
         // Watching before the listeners open: a stop right after start is drained too.
         let stop = grantmux::signal::shutdown_requested();
-        let running =
-            grantmux::app::Running::start(config, grantmux::app::StartOptions::default()).await?;
+        // And SIGHUP, which would otherwise end the process.
+        let reload = grantmux::reload::ReloadOptions {
+            path: path.to_owned(),
+            watch,
+            hangups: grantmux::signal::Hangups::register(),
+            log,
+        };
+        let options = grantmux::app::StartOptions {
+            reload: Some(reload),
+            ..Default::default()
+        };
+        let running = grantmux::app::Running::start(config, options).await?;
         stop.await;
         tracing::info!("shutdown requested; draining");
         running.shutdown().await?;
         Ok::<(), grantmux::app::RunError>(())
-    })
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("grantmux: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run_async<E: std::fmt::Display>(
@@ -268,16 +308,50 @@ fn log_panics_in_one_line() {
     }));
 }
 
-fn init_tracing(format: LogFormat, default_level: &str) {
+/// Installs the log subscriber. Returns the hook that changes its filter
+/// (`log.level`, on start and on reload), or `None` when `GRANTMUX_LOG` is set:
+/// the operator's variable then decides.
+fn init_tracing(
+    format: LogFormat,
+    default_level: &str,
+    to_stdout: bool,
+) -> Option<grantmux::reload::LogLevelHook> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("GRANTMUX_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let (writer, terminal) = if to_stdout {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        (BoxMakeWriter::new(std::io::stdout), terminal)
+    } else {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        (BoxMakeWriter::new(std::io::stderr), terminal)
+    };
+    let from_env = EnvFilter::try_from_env("GRANTMUX_LOG").ok();
+    let pinned = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+        .with_ansi(terminal)
+        .with_writer(writer);
+    // The reload layer's type names the formatter, so each format builds its own.
+    let hook: grantmux::reload::LogLevelHook = match format {
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            std::sync::Arc::new(move |level: &str| {
+                let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            })
+        }
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            std::sync::Arc::new(move |level: &str| {
+                let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            })
+        }
+    };
+    (!pinned).then_some(hook)
 }

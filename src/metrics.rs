@@ -90,6 +90,13 @@ pub struct LocalLimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok`, `restart_needed` (applied, but a section needing a restart changed
+    /// too) or `refused` (the file did not validate; nothing changed).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ZoomLimitLabels {
     /// `per_second`, `daily`, `user_daily` or `unknown`.
     pub kind: &'static str,
@@ -119,6 +126,8 @@ pub struct Metrics {
     pub ratelimit_retries: Counter,
     /// Budget takes answered locally because Redis was unreachable.
     pub ratelimit_shared_fallbacks: Counter,
+    /// Config reloads (SIGHUP, `--watch-config`), by result.
+    pub config_reloads: Family<ReloadLabels, Counter>,
 }
 
 /// The registry and the handles, built together.
@@ -152,6 +161,7 @@ impl Metrics {
             zoom_429: Family::default(),
             ratelimit_retries: Counter::default(),
             ratelimit_shared_fallbacks: Counter::default(),
+            config_reloads: Family::default(),
         };
         // Zero series up front, so dashboards see them before the first replay.
         for cause in ["refreshed", "rotated"] {
@@ -228,6 +238,11 @@ impl Metrics {
             "ratelimit_retries",
             "Calls retried transparently after Zoom's per-second 429",
             m.ratelimit_retries.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Config reloads (SIGHUP or a watched file), by result",
+            m.config_reloads.clone(),
         );
         r.register(
             "ratelimit_shared_fallbacks",

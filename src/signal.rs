@@ -1,4 +1,5 @@
-//! Waiting for the operator's stop: SIGTERM (Kubernetes) or Ctrl-C.
+//! The operator's signals: the stop (SIGTERM from Kubernetes, or Ctrl-C) and
+//! the reload (SIGHUP).
 
 use std::future::Future;
 
@@ -35,5 +36,44 @@ pub fn shutdown_requested() -> impl Future<Output = ()> {
         async {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// SIGHUPs, the operator's "reload the config". Registered at creation, so
+/// create it before the listeners open: until then SIGHUP keeps its default
+/// action and ends the process (exit 129).
+#[derive(Debug)]
+pub struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    pub fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signal = signal(SignalKind::hangup())
+                .map_err(
+                    |error| tracing::warn!(%error, "cannot watch SIGHUP; reload by SIGHUP is off"),
+                )
+                .ok();
+            Self { signal }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// The next SIGHUP; pending forever where there are none to watch.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
     }
 }

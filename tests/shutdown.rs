@@ -85,7 +85,7 @@ grant = { client_id = "sim-client", account_id = "sim-account" }
 }
 
 /// The store refuses every write (`GRANTMUX_FAILPOINT=store_save:fail`, as a
-/// broken disk would): the minted token is served from memory, `/readyz` says
+/// broken disk would): the minted token is served from memory, `/readyz/store` says
 /// so, and SIGTERM ends in a non-zero exit that names the grant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_an_unsaved_grant_exits_non_zero_naming_it() {
@@ -122,7 +122,7 @@ grant = {{ client_id = "sim-client", account_id = "sim-account" }}
         .await
         .expect("answer");
     assert_eq!(status, 200, "served from memory: {body:?}");
-    let readyz = format!("http://{}/readyz", gmx.admin);
+    let readyz = format!("http://{}/readyz/store", gmx.admin);
     let (status, body) = send(&http, Method::GET, &readyz, &[], "")
         .await
         .expect("readyz");

@@ -25,6 +25,7 @@ pub(super) struct FileConfig {
     pub(super) callers: Vec<FileCaller>,
     pub(super) intercept: FileIntercept,
     pub(super) rate_limit: FileRateLimit,
+    pub(super) log: FileLog,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,4 +138,10 @@ pub(super) struct FileRateLimit {
     pub(super) medium: Option<f64>,
     pub(super) heavy: Option<f64>,
     pub(super) resource_intensive_per_minute: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileLog {
+    pub(super) level: Option<String>,
 }

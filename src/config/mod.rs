@@ -79,9 +79,19 @@ pub struct Config {
     pub callers: Vec<Caller>,
     pub intercept: Intercept,
     pub rate_limit: RateLimit,
+    pub log: Log,
 }
 
-#[derive(Clone, Debug)]
+/// `[log]`: what can be changed without a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Log {
+    /// A tracing filter (`info`, `grantmux=debug,info`). `None`: the
+    /// `GRANTMUX_LOG` environment variable's, else `info`. The variable, when
+    /// set, wins over this key.
+    pub level: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct Listen {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
@@ -103,7 +113,7 @@ pub struct Listen {
     pub tls: Option<SocketAddr>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Zoom {
     /// REST base, e.g. `https://api.zoom.us`. Always has a scheme and authority, no path.
     pub api_url: http::Uri,
@@ -138,7 +148,7 @@ pub enum RevokePolicy {
     LastBinding,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Store {
     pub backend: StoreBackend,
     pub key: KeySource,
@@ -174,7 +184,7 @@ pub struct Refresh {
     pub backoff_max: Duration,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Proxy {
     pub replay_body_limit: usize,
     /// Forward unknown bearer tokens untouched (migration mode).
@@ -248,7 +258,7 @@ impl Plan {
 
 /// Answering as Zoom's own hosts, for clients whose URLs are fixed in code.
 /// Active when `listen.forward_proxy` or `listen.tls` is set.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Intercept {
     /// The names grantmux's CA may sign (its name constraints) and answers as.
     pub hosts: Vec<String>,
@@ -369,6 +379,7 @@ impl Config {
             callers: Vec::new(),
             intercept: Intercept::off(),
             rate_limit: RateLimit::off(),
+            log: Log::default(),
         }
     }
 

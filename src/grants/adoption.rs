@@ -240,7 +240,7 @@ impl Registry {
             while pending.awaits_adoption() {
                 failures += 1;
                 tokio::select! {
-                    _ = this.ctx().clock.sleep(backoff(&this.ctx().refresh, failures)) => {}
+                    _ = this.ctx().clock.sleep(backoff(&this.ctx().refresh.load(), failures)) => {}
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
                 match this.adopt_pending(&pending, None).await {

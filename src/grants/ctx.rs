@@ -22,7 +22,8 @@ pub struct RefreshCtx {
     /// The lock, marker and announcements replicas sharing `store` coordinate by.
     pub coord: Arc<dyn Coordinator>,
     pub clock: Clock,
-    pub refresh: config::Refresh,
+    /// Replaced whole on a config reload; read where each decision is made.
+    pub refresh: arc_swap::ArcSwap<config::Refresh>,
     pub metrics: Metrics,
     /// Flips to `true` on shutdown; background loops end.
     pub shutdown: watch::Receiver<bool>,

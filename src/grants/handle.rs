@@ -300,7 +300,7 @@ impl GrantHandle {
     }
 
     fn ahead_ms(&self) -> u64 {
-        self.ctx.refresh.ahead.as_millis() as u64
+        self.ctx.refresh.load().ahead.as_millis() as u64
     }
 
     fn kick_background(self: &Arc<Self>, stale: &Arc<Current>) {
@@ -323,8 +323,8 @@ impl GrantHandle {
                 Ok(_) | Err(TokenError::Dead) => return,
                 Err(TokenError::Unavailable(_) | TokenError::Refused { .. }) => {}
             }
-            let floor =
-                self.ctx.clock.now_ms() + self.ctx.refresh.backoff_min.as_millis() as u64 / 2;
+            let floor = self.ctx.clock.now_ms()
+                + self.ctx.refresh.load().backoff_min.as_millis() as u64 / 2;
             let retry_at = self.flight.lock().await.retry_at_ms.max(floor);
             tokio::select! {
                 _ = self.ctx.clock.sleep_until(retry_at) => {}
@@ -336,7 +336,7 @@ impl GrantHandle {
     /// When the keep-alive sweep should refresh this grant anyway.
     pub(crate) fn keepalive_due(&self, now: UnixMillis) -> bool {
         let cur = self.current.load();
-        let keepalive = self.ctx.refresh.keepalive.as_millis() as u64;
+        let keepalive = self.ctx.refresh.load().keepalive.as_millis() as u64;
         !self.key.subject.is_minted()
             && cur.dead.is_none()
             && cur.bearer.is_some()

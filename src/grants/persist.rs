@@ -114,7 +114,7 @@ impl GrantHandle {
         while self.is_unpersisted() {
             failures += 1;
             tokio::select! {
-                _ = self.ctx.clock.sleep(backoff(&self.ctx.refresh, failures)) => {}
+                _ = self.ctx.clock.sleep(backoff(&self.ctx.refresh.load(), failures)) => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
             if let Err(error) = self.flush().await {

@@ -179,7 +179,7 @@ impl GrantHandle {
         flight.failures = flight.failures.saturating_add(1);
         self.refresh_failing
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let wait = backoff(&self.ctx.refresh, flight.failures);
+        let wait = backoff(&self.ctx.refresh.load(), flight.failures);
         flight.retry_at_ms = now + wait.as_millis() as u64;
         tracing::warn!(grant = %self.key(), %error, retry_in = ?wait, "refresh failed; will retry");
         flight.last_error = Some(error.clone());

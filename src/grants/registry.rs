@@ -197,7 +197,7 @@ impl Registry {
     pub async fn keepalive_loop(self: Arc<Self>) {
         let mut shutdown = self.ctx.shutdown.clone();
         // Ten sweeps per keep-alive period, at most hourly, at least each minute.
-        let every = (self.ctx.refresh.keepalive / 10)
+        let every = (self.ctx.refresh.load().keepalive / 10)
             .clamp(Duration::from_secs(60), Duration::from_secs(3600));
         // The first sweep runs at start-up: grants loaded from the store may be due.
         loop {

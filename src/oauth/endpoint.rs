@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -45,15 +46,16 @@ pub struct OAuthEndpoint {
     /// Virtual tokens are dated by it (tests advance it).
     clock: Clock,
     zoom: ZoomTokenClient,
-    /// Each app's secret (`None`: a public client) and revoke policy.
-    apps: HashMap<String, (Option<Secret>, RevokePolicy)>,
+    /// Each app's secret (`None`: a public client) and revoke policy;
+    /// replaced whole on a config reload.
+    apps: ArcSwap<HashMap<String, (Option<Secret>, RevokePolicy)>>,
     public_url: String,
     /// `api_url` for callers that reached grantmux as Zoom's own host.
     intercepted_api_url: String,
     authorize_url: String,
     /// The `[[caller]]` names per grant: holders with no binding, which
-    /// `last_binding` counts. Fixed by the config, so built once.
-    static_holders: HashMap<GrantKey, Vec<String>>,
+    /// `last_binding` counts. Built from the config, again on a reload.
+    static_holders: ArcSwap<HashMap<GrantKey, Vec<String>>>,
 }
 
 /// A token answer with Zoom's fields in Zoom's order.
@@ -71,6 +73,14 @@ struct TokenAnswer<'a> {
 // === impl OAuthEndpoint ===
 
 impl OAuthEndpoint {
+    /// Takes the apps and callers of a reloaded config.
+    pub fn reload(&self, config: &Config) {
+        self.apps.store(Arc::new(app_credentials(config)));
+        self.static_holders
+            .store(Arc::new(static_holders(&config.callers)));
+        self.zoom.reload_apps(config);
+    }
+
     pub fn new(
         config: &Config,
         registry: Arc<Registry>,
@@ -84,20 +94,11 @@ impl OAuthEndpoint {
             signer,
             clock,
             zoom,
-            apps: config
-                .apps
-                .iter()
-                .map(|a| {
-                    (
-                        a.client_id.clone(),
-                        (a.client_secret.clone(), a.revoke_upstream),
-                    )
-                })
-                .collect(),
+            apps: ArcSwap::from_pointee(app_credentials(config)),
             public_url: config.listen.public_url.clone(),
             intercepted_api_url: intercepted_api_url(config),
             authorize_url: format!("{}/oauth/authorize", oauth.trim_end_matches('/')),
-            static_holders: static_holders(&config.callers),
+            static_holders: ArcSwap::from_pointee(static_holders(&config.callers)),
         }
     }
 
@@ -190,12 +191,13 @@ impl OAuthEndpoint {
             tracing::info!(grant = %grant.id(), remaining, "binding revoked");
             let policy = self
                 .apps
+                .load()
                 .get(&client_id)
                 .map(|(_, p)| *p)
                 .unwrap_or_default();
             if remaining == 0 && policy == RevokePolicy::LastBinding {
                 // Static callers hold the grant too, without a binding to count.
-                if let Some(names) = self.static_holders.get(grant.key()) {
+                if let Some(names) = self.static_holders.load().get(grant.key()) {
                     let why = kept_for(names);
                     tracing::info!(grant = %grant.id(), callers = ?names, "last binding revoked; {why}");
                     answer["grant_kept_at_zoom"] = why.into();
@@ -373,7 +375,8 @@ impl OAuthEndpoint {
     /// a refresh token is at Zoom.
     fn authenticate(&self, credentials: &Credentials) -> Result<String, OAuthError> {
         let client_id = credentials.client_id();
-        let (expected, _) = self.apps.get(client_id).ok_or(OAuthError::InvalidClient)?;
+        let apps = self.apps.load();
+        let (expected, _) = apps.get(client_id).ok_or(OAuthError::InvalidClient)?;
         let proven = match (credentials, expected) {
             (Credentials::Confidential { secret, .. }, Some(expected)) => bool::from(
                 expected
@@ -394,6 +397,7 @@ impl OAuthEndpoint {
 
     fn is_public(&self, client_id: &str) -> bool {
         self.apps
+            .load()
             .get(client_id)
             .is_some_and(|(secret, _)| secret.is_none())
     }
@@ -430,6 +434,19 @@ fn intercepted_api_url(config: &Config) -> String {
 }
 
 /// The configured callers naming each grant, in config order.
+fn app_credentials(config: &Config) -> HashMap<String, (Option<Secret>, RevokePolicy)> {
+    config
+        .apps
+        .iter()
+        .map(|a| {
+            (
+                a.client_id.clone(),
+                (a.client_secret.clone(), a.revoke_upstream),
+            )
+        })
+        .collect()
+}
+
 fn static_holders(callers: &[Caller]) -> HashMap<GrantKey, Vec<String>> {
     let mut holders: HashMap<GrantKey, Vec<String>> = HashMap::new();
     for c in callers {

@@ -7,8 +7,10 @@
 //! text, which can quote an authorization code.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode, Uri};
@@ -61,8 +63,9 @@ pub struct ZoomTokenClient {
     token_uri: Uri,
     revoke_uri: Uri,
     me_uri: Uri,
-    /// Each app's secret; `None` for a public client.
-    apps: HashMap<String, Option<Secret>>,
+    /// Each app's secret; `None` for a public client. Shared by every clone
+    /// and replaced whole on a config reload (a secret rotated, an app added).
+    apps: Arc<ArcSwap<HashMap<String, Option<Secret>>>>,
     timeout: Duration,
 }
 
@@ -120,13 +123,14 @@ impl ZoomTokenClient {
             token_uri: join(&config.zoom.oauth_url, "/oauth/token"),
             revoke_uri: join(&config.zoom.oauth_url, "/oauth/revoke"),
             me_uri: join(&config.zoom.api_url, "/v2/users/me"),
-            apps: config
-                .apps
-                .iter()
-                .map(|a| (a.client_id.clone(), a.client_secret.clone()))
-                .collect(),
+            apps: Arc::new(ArcSwap::from_pointee(app_secrets(config))),
             timeout: config.zoom.response_timeout,
         }
+    }
+
+    /// Takes the apps of a reloaded config: later calls use their secrets.
+    pub fn reload_apps(&self, config: &Config) {
+        self.apps.store(Arc::new(app_secrets(config)));
     }
 
     pub async fn refresh(
@@ -238,9 +242,14 @@ impl ZoomTokenClient {
         uri: &Uri,
         mut form: String,
     ) -> Result<(StatusCode, Bytes), ZoomTokenError> {
-        let secret = self.apps.get(client_id).ok_or(ZoomTokenError::UnknownApp)?;
+        let secret = self
+            .apps
+            .load()
+            .get(client_id)
+            .cloned()
+            .ok_or(ZoomTokenError::UnknownApp)?;
         let mut req = Request::builder().method(Method::POST).uri(uri.clone());
-        match secret {
+        match &secret {
             Some(secret) => {
                 let basic = base64::engine::general_purpose::STANDARD
                     .encode(format!("{client_id}:{}", secret.expose()));
@@ -301,4 +310,12 @@ fn classify(status: StatusCode, bytes: &Bytes) -> Result<TokenResponse, ZoomToke
         error,
         body: bytes.clone(),
     })
+}
+
+fn app_secrets(config: &Config) -> HashMap<String, Option<Secret>> {
+    config
+        .apps
+        .iter()
+        .map(|a| (a.client_id.clone(), a.client_secret.clone()))
+        .collect()
 }

@@ -69,6 +69,7 @@ impl Proxy {
                     let grant = self.resolve_virtual(&claims).await?;
                     let weight = self
                         .app_weights
+                        .load()
                         .get(&grant.key().client_id)
                         .copied()
                         .unwrap_or(1);
@@ -82,7 +83,8 @@ impl Proxy {
                 Err(VerifyError::Foreign) => {}
             }
         }
-        if let Some((caller, key)) = presented.and_then(|t| self.callers.lookup(t)) {
+        let callers = self.callers.load();
+        if let Some((caller, key)) = presented.and_then(|t| callers.lookup(t)) {
             return Ok(Target::Grant(
                 self.registry.ensure(key),
                 caller.flow.clone(),

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
@@ -32,7 +33,8 @@ use crate::upstream::OriginPool;
 pub struct Proxy {
     registry: Arc<Registry>,
     oauth: OAuthEndpoint,
-    callers: CallerKeys,
+    /// Replaced whole on a config reload.
+    callers: ArcSwap<CallerKeys>,
     /// Connections to Zoom's API origin.
     upstream: OriginPool,
     /// `Host` for forwarded requests: Zoom's API host.
@@ -54,7 +56,7 @@ pub struct Proxy {
     /// Zoom's rate limits, shared fairly between callers.
     limiter: RateLimiter,
     /// `[[app]] weight` by client id: the share of each binding of that app.
-    app_weights: HashMap<String, u32>,
+    app_weights: ArcSwap<HashMap<String, u32>>,
 }
 
 // === impl Proxy ===
@@ -98,7 +100,7 @@ impl Proxy {
         Self {
             registry,
             oauth,
-            callers: CallerKeys::new(&config.callers),
+            callers: ArcSwap::from_pointee(CallerKeys::new(&config.callers)),
             upstream,
             api_host: HeaderValue::from_str(api_authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("api.zoom.us")),
@@ -112,12 +114,19 @@ impl Proxy {
             upload_stall_timeout: config.proxy.upload_stall_timeout,
             metrics,
             limiter,
-            app_weights: config
-                .apps
-                .iter()
-                .map(|a| (a.client_id.clone(), a.weight))
-                .collect(),
+            app_weights: ArcSwap::from_pointee(app_weights(config)),
         }
+    }
+
+    /// Takes what a reloaded config may change while connections stay up:
+    /// callers, apps (secrets, weights) and the rate-limit settings. Requests
+    /// in flight finish with what they started with.
+    pub fn reload(&self, config: &Config) {
+        self.callers
+            .store(Arc::new(CallerKeys::new(&config.callers)));
+        self.app_weights.store(Arc::new(app_weights(config)));
+        self.oauth.reload(config);
+        self.limiter.reload(config.rate_limit.clone());
     }
 
     /// The service function for [`crate::serve::serve`].
@@ -184,4 +193,12 @@ impl Proxy {
             _ => Route::Api,
         })
     }
+}
+
+fn app_weights(config: &Config) -> HashMap<String, u32> {
+    config
+        .apps
+        .iter()
+        .map(|a| (a.client_id.clone(), a.weight))
+        .collect()
 }

@@ -62,7 +62,8 @@ pub struct RateLimiter {
 
 #[derive(Debug)]
 struct Inner {
-    settings: Settings,
+    /// Replaced whole on a config reload.
+    settings: arc_swap::ArcSwap<Settings>,
     routes: RouteBook,
     buckets: DashMap<BucketKey, Arc<Bucket>>,
     /// Closed until a reset time, by (account, category) or (account, user).
@@ -212,7 +213,7 @@ impl RateLimiter {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                settings,
+                settings: arc_swap::ArcSwap::from_pointee(settings),
                 routes: RouteBook::new(),
                 buckets: DashMap::new(),
                 closed: DashMap::new(),
@@ -224,11 +225,23 @@ impl RateLimiter {
     }
 
     pub fn enabled(&self) -> bool {
-        self.inner.settings.enabled
+        self.inner.settings.load().enabled
     }
 
     pub fn max_wait(&self) -> Duration {
-        self.inner.settings.max_wait
+        self.inner.settings.load().max_wait
+    }
+
+    /// Takes reloaded settings: every budget gets its category's new rate
+    /// (until Zoom's headers state another), and waits start counting the new
+    /// `max_wait`. Requests already waiting keep their deadline.
+    pub fn reload(&self, settings: Settings) {
+        for entry in self.inner.buckets.iter() {
+            let bucket = entry.value();
+            let per_second = settings.rates.per_second(bucket.key.category);
+            bucket.lock().set_rate(per_second, settings.headroom);
+        }
+        self.inner.settings.store(Arc::new(settings));
     }
 
     /// What a call of `method path` for `account` will spend, or `None` when
@@ -344,7 +357,7 @@ impl RateLimiter {
                 // per-minute figure of Resource-intensive in the same header.)
                 if let (Some(LimitType::PerSecond), Some(limit)) = (zoom.kind, zoom.limit) {
                     if category != Category::ResourceIntensive && limit > 0 {
-                        state.set_rate(limit as f64, inner.settings.headroom);
+                        state.set_rate(limit as f64, inner.settings.load().headroom);
                     }
                 }
             }
@@ -507,10 +520,11 @@ impl Inner {
         if let Some(b) = self.buckets.get(&key) {
             return b.clone();
         }
-        let per_second = self.settings.rates.per_second(key.category);
+        let settings = self.settings.load();
+        let per_second = settings.rates.per_second(key.category);
         self.buckets
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Bucket::new(key, per_second, self.settings.headroom)))
+            .or_insert_with(|| Arc::new(Bucket::new(key, per_second, settings.headroom)))
             .clone()
     }
 

@@ -79,19 +79,31 @@ impl Grantmux {
             .env_remove("SSL_CERT_FILE")
             .env_remove("SSL_CERT_DIR")
             .envs(env.iter().copied())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("grantmux starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut log = Vec::new();
+        // `serve` logs to stdout; anything on stderr (a panic's last words)
+        // joins the same log.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let sink = log.clone();
+        let drain_stderr = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let (proxy, admin, forward_proxy) = loop {
             let Some(Ok(line)) = lines.next() else {
-                // stderr closed: the process is ending.
+                // stdout closed: the process is ending.
                 let status = child.wait().expect("wait");
+                drain_stderr.join().expect("stderr drain");
+                let log = log.lock().expect("log").clone();
                 return Err((status.code(), log));
             };
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            log.push(line);
+            log.lock().expect("log").push(line);
             if v["fields"]["message"] == "grantmux started" {
                 let addr = |k: &str| v["fields"][k].as_str().expect(k).parse().expect(k);
                 let forward = v["fields"]["forward_proxy"].as_str();
@@ -99,13 +111,14 @@ impl Grantmux {
                 break (addr("proxy"), addr("admin"), forward);
             }
         };
-        // Keep draining stderr so the child never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(log));
+        // Keep draining both pipes so the child never blocks on a full one;
+        // the drain ends when both have closed.
         let sink = log.clone();
         let drain = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 sink.lock().expect("log").push(line);
             }
+            let _ = drain_stderr.join();
         });
         Ok(Self {
             proxy,

@@ -167,7 +167,7 @@ async fn a_virtual_refresh_while_the_real_token_is_fresh_makes_no_call_to_zoom()
 
 /// Opaque Zoom tokens (no `uid` to read) and `/v2/users/me` failing: Zoom has
 /// rotated the legacy token, so its answer is kept under the token's hash and
-/// `/readyz` says an adoption waits; presented again once Zoom answers, the same
+/// `/readyz/store` says an adoption waits; presented again once Zoom answers, the same
 /// tokens become the user's grant, with no second call to Zoom.
 #[tokio::test]
 async fn a_legacy_adoption_whose_identity_lookup_fails_keeps_zoom_s_tokens() {
@@ -185,7 +185,7 @@ async fn a_legacy_adoption_whose_identity_lookup_fails_keeps_zoom_s_tokens() {
     let refused = refresh(&h, &base, &real_refresh).await;
     assert_eq!(refused.status, 503, "{}", support::text(&refused));
     let ready = h
-        .call(Method::GET, &h.admin_url("/readyz"), &[], "")
+        .call(Method::GET, &h.admin_url("/readyz/store"), &[], "")
         .await
         .expect("readyz");
     assert_eq!(
@@ -209,7 +209,7 @@ async fn a_legacy_adoption_whose_identity_lookup_fails_keeps_zoom_s_tokens() {
     );
     assert_eq!(after.invalid_grant, 0);
     let ready = h
-        .call(Method::GET, &h.admin_url("/readyz"), &[], "")
+        .call(Method::GET, &h.admin_url("/readyz/store"), &[], "")
         .await
         .expect("readyz");
     assert_eq!(

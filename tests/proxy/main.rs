@@ -12,6 +12,7 @@ mod limits;
 mod metrics;
 mod pool;
 mod ratelimit;
+mod readiness;
 mod refresh;
 mod replay;
 mod support;

@@ -1,5 +1,6 @@
-//! Redis killed under load: replicas keep serving the tokens they hold, report
-//! not ready, and pick up where they left off once Redis is back.
+//! Redis killed under load: replicas keep serving the tokens they hold, stay
+//! ready to serve (`/readyz`) while reporting the store down (`/readyz/store`),
+//! and pick up where they left off once Redis is back.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -32,10 +33,13 @@ async fn redis_killed_under_load_serves_cached_tokens_and_recovers() {
 
     cluster.redis.kill();
     for r in &replicas {
-        eventually("/readyz to turn 503", || async {
-            r.readyz(&http).await == 503
+        eventually("/readyz/store to turn 503", || async {
+            r.readyz_store(&http).await == 503
         })
         .await;
+        // Cached tokens are valid: the replica can still serve, and in a
+        // sidecar layout a 503 here would take the app's pod out of service.
+        assert_eq!(r.readyz(&http).await, 200, "{} serves from memory", r.name);
     }
     let during = ok.load(Ordering::Relaxed);
     eventually("calls during the outage", || async {
@@ -54,8 +58,8 @@ async fn redis_killed_under_load_serves_cached_tokens_and_recovers() {
 
     cluster.redis.restart();
     for r in &replicas {
-        eventually("/readyz to turn 200", || async {
-            r.readyz(&http).await == 200
+        eventually("/readyz/store to turn 200", || async {
+            r.readyz_store(&http).await == 200
         })
         .await;
     }
@@ -96,7 +100,7 @@ async fn redis_killed_under_load_serves_cached_tokens_and_recovers() {
 }
 
 /// Redis goes away between Zoom's answer and the write: the rotated token is
-/// held in memory (served, and reported by `/readyz`), written once Redis is
+/// held in memory (served, and reported by `/readyz/store`), written once Redis is
 /// back, and a replica started afterwards refreshes with it: nothing was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_lost_between_zoom_and_the_write_holds_the_token_until_it_is_back() {
@@ -119,12 +123,13 @@ async fn redis_lost_between_zoom_and_the_write_holds_the_token_until_it_is_back(
     a.resume();
     let (status, answer) = refresh.await.expect("joined").expect("admin answers");
     assert_eq!(status, 200, "the new token is installed: {answer:?}");
-    assert_eq!(a.readyz(&http).await, 503, "held in memory only");
+    assert_eq!(a.readyz_store(&http).await, 503, "held in memory only");
+    assert_eq!(a.readyz(&http).await, 200, "and the replica can serve");
     assert_eq!(a.me(&http, USER_KEY).await.0, 200, "and served from memory");
 
     cluster.redis.restart();
-    eventually("/readyz to turn 200", || async {
-        a.readyz(&http).await == 200
+    eventually("/readyz/store to turn 200", || async {
+        a.readyz_store(&http).await == 200
     })
     .await;
     assert!(

@@ -579,8 +579,18 @@ impl Replica {
         }
     }
 
+    /// `/readyz`: can this replica serve callers now?
     pub(crate) async fn readyz(&self, http: &Http) -> u16 {
-        let url = format!("http://{}/readyz", self.admin);
+        self.admin_status(http, "/readyz").await
+    }
+
+    /// `/readyz/store`: the store answers and holds every rotated token.
+    pub(crate) async fn readyz_store(&self, http: &Http) -> u16 {
+        self.admin_status(http, "/readyz/store").await
+    }
+
+    async fn admin_status(&self, http: &Http, path: &str) -> u16 {
+        let url = format!("http://{}{path}", self.admin);
         send(http, Method::GET, &url, &[], "")
             .await
             .map_or(0, |(s, _)| s)

@@ -390,3 +390,16 @@ fn rate_limit_errors_name_the_key() {
     );
     fails_on(&format!("{MINIMAL}weight = 0\n"), &env, "app[0].weight");
 }
+
+#[test]
+fn log_level_is_a_filter() {
+    assert_eq!(ok("").log.level, None);
+    assert_eq!(
+        ok("[log]\nlevel = \"grantmux=debug,info\"\n")
+            .log
+            .level
+            .as_deref(),
+        Some("grantmux=debug,info")
+    );
+    extra_fails_on("[log]\nlevel = \"grantmux=loud\"\n", "log.level");
+}

@@ -11,7 +11,7 @@ use rustls_pki_types::CertificateDer;
 use super::env::Env;
 use super::error::ConfigError;
 use super::file::{
-    FileApp, FileCaller, FileConfig, FileGrant, FileIntercept, FileListen, FileProxy,
+    FileApp, FileCaller, FileConfig, FileGrant, FileIntercept, FileListen, FileLog, FileProxy,
     FileRateLimit, FileRefresh, FileStore, FileZoom,
 };
 use super::values::{
@@ -39,6 +39,7 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let callers = callers(file.callers, &apps, env)?;
     let intercept = intercept(file.intercept, &listen, &store, env)?;
     let rate_limit = rate_limit::rate_limit(&file.rate_limit)?;
+    let log = log(file.log)?;
     Ok(Config {
         listen,
         zoom,
@@ -49,7 +50,17 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
         callers,
         intercept,
         rate_limit,
+        log,
     })
+}
+
+fn log(raw: FileLog) -> Result<Log, ConfigError> {
+    if let Some(level) = &raw.level {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(level) {
+            return Err(invalid("log.level", &format!("not a log filter ({error})")));
+        }
+    }
+    Ok(Log { level: raw.level })
 }
 
 fn listen(raw: FileListen) -> Result<Listen, ConfigError> {

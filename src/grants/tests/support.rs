@@ -282,13 +282,13 @@ impl World {
             store: store.clone(),
             coord: store.clone(),
             clock: clock.clone(),
-            refresh: config::Refresh {
+            refresh: arc_swap::ArcSwap::from_pointee(config::Refresh {
                 ahead: Duration::from_secs(300),
                 keepalive: Duration::from_secs(30 * 86400),
                 // Long enough that no background retry runs unless the clock is advanced.
                 backoff_min: Duration::from_secs(3600),
                 backoff_max: Duration::from_secs(7200),
-            },
+            }),
             metrics: MetricsRegistry::new().metrics,
             shutdown: rx,
             tasks: Tasks::default(),
