@@ -73,6 +73,7 @@ impl Harness {
                 client_secret: (!a.public).then(|| a.client_secret.clone().into()),
                 revoke_upstream: RevokePolicy::Never,
                 weight: crate::config::DEFAULT_WEIGHT,
+                webhook_secret: None,
             })
             .collect();
         let ca = sim.tls.clone();

@@ -34,6 +34,8 @@
 //! intercept/    answering as zoom.us / api.zoom.us for clients whose URLs are in their
 //!               code: a CA name-constrained to those hosts, leaves by SNI, the HTTPS
 //!               forward proxy (CONNECT) and the TLS listener, both serving as proxy/ does
+//! webhooks/     POST /webhooks/zoom: Zoom's signature verified per app, the URL
+//!               validation answered, app_deauthorized wipes the grant before the 200
 //! admin.rs      /healthz /readyz /metrics /grants /ratelimits; refresh and revoke a grant
 //! admin_cli.rs  `grantmux admin`: the admin API as tables (or its JSON) for operators
 //! metrics.rs    every metric, registered once
@@ -83,3 +85,4 @@ pub mod signal;
 pub mod sim;
 pub mod store;
 pub mod upstream;
+pub mod webhooks;

@@ -28,6 +28,7 @@ pub enum Route {
     OauthToken,
     OauthRevoke,
     OauthAuthorize,
+    Webhook,
     Rejected,
 }
 
@@ -38,6 +39,7 @@ impl Route {
             Route::OauthToken => "oauth_token",
             Route::OauthRevoke => "oauth_revoke",
             Route::OauthAuthorize => "oauth_authorize",
+            Route::Webhook => "webhook",
             Route::Rejected => "rejected",
         }
     }
@@ -97,6 +99,13 @@ pub struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `validated`, `deauthorized`, `accepted`, `refused` (signature or
+    /// timestamp), `malformed` or `failed` (the store did not take it).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ZoomLimitLabels {
     /// `per_second`, `daily`, `user_daily` or `unknown`.
     pub kind: &'static str,
@@ -128,6 +137,10 @@ pub struct Metrics {
     pub ratelimit_shared_fallbacks: Counter,
     /// Config reloads (SIGHUP, `--watch-config`), by result.
     pub config_reloads: Family<ReloadLabels, Counter>,
+    /// Deliveries to `POST /webhooks/zoom`, by result.
+    pub webhooks: Family<WebhookLabels, Counter>,
+    /// Grants wiped by Zoom's `app_deauthorized`.
+    pub grants_deauthorized: Counter,
 }
 
 /// The registry and the handles, built together.
@@ -162,6 +175,8 @@ impl Metrics {
             ratelimit_retries: Counter::default(),
             ratelimit_shared_fallbacks: Counter::default(),
             config_reloads: Family::default(),
+            webhooks: Family::default(),
+            grants_deauthorized: Counter::default(),
         };
         // Zero series up front, so dashboards see them before the first replay.
         for cause in ["refreshed", "rotated"] {
@@ -243,6 +258,16 @@ impl Metrics {
             "config_reloads",
             "Config reloads (SIGHUP or a watched file), by result",
             m.config_reloads.clone(),
+        );
+        r.register(
+            "webhooks",
+            "Zoom webhook deliveries received, by result",
+            m.webhooks.clone(),
+        );
+        r.register(
+            "grants_deauthorized",
+            "Grants wiped because Zoom sent app_deauthorized",
+            m.grants_deauthorized.clone(),
         );
         r.register(
             "ratelimit_shared_fallbacks",

@@ -26,6 +26,7 @@ pub(super) struct FileConfig {
     pub(super) intercept: FileIntercept,
     pub(super) rate_limit: FileRateLimit,
     pub(super) log: FileLog,
+    pub(super) webhooks: FileWebhooks,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +75,14 @@ pub(super) struct FileApp {
     pub(super) public: bool,
     pub(super) revoke_upstream: Option<String>,
     pub(super) weight: Option<u32>,
+    pub(super) webhook_secret_env: Option<String>,
+    pub(super) webhook_secret_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileWebhooks {
+    pub(super) tolerance: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -64,6 +64,8 @@ pub const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(5);
 /// The share of Zoom's per-second rate kept unused, against the jitter between
 /// our pacing and Zoom's one-second windows.
 pub const DEFAULT_RATE_LIMIT_HEADROOM: f64 = 0.05;
+/// How far a webhook's timestamp may be from our clock.
+pub const DEFAULT_WEBHOOK_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 /// A caller's (or an app's bindings') share of a budget.
 pub const DEFAULT_WEIGHT: u32 = 1;
 
@@ -80,6 +82,23 @@ pub struct Config {
     pub intercept: Intercept,
     pub rate_limit: RateLimit,
     pub log: Log,
+    pub webhooks: Webhooks,
+}
+
+/// `[webhooks]`: how Zoom's signed events are taken in (section 3.12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhooks {
+    /// Events whose `x-zm-request-timestamp` is further than this from our
+    /// clock are refused: a captured delivery cannot be replayed later.
+    pub tolerance: Duration,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self {
+            tolerance: DEFAULT_WEBHOOK_TOLERANCE,
+        }
+    }
 }
 
 /// `[log]`: what can be changed without a restart.
@@ -139,6 +158,10 @@ pub struct App {
     /// The share of a rate-limit budget each of this app's virtual-token
     /// callers (bindings) gets against others waiting for it.
     pub weight: u32,
+    /// The app's webhook Secret Token (`webhook_secret_env` or
+    /// `webhook_secret_file`): Zoom signs the events it sends with it.
+    /// `None`: grantmux accepts no webhook for this app.
+    pub webhook_secret: Option<Secret>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -380,6 +403,7 @@ impl Config {
             intercept: Intercept::off(),
             rate_limit: RateLimit::off(),
             log: Log::default(),
+            webhooks: Webhooks::default(),
         }
     }
 

@@ -32,6 +32,9 @@ use crate::clock::UnixMillis;
 /// (a code exchange's Zoom call, identity lookup and write) to land.
 const ADOPTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The dead reason of a deauthorized grant, as `/grants` shows it.
+pub const DEAUTHORIZED: &str = "deauthorized: the app was uninstalled (app_deauthorized)";
+
 /// Why no token can be had. The text is safe to show callers: no secrets.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -357,6 +360,7 @@ fn snapshot(record: &Grant) -> Current {
         dead: match &record.state {
             GrantState::Live | GrantState::Adopted { .. } => None,
             GrantState::Dead { reason } => Some(reason.clone()),
+            GrantState::Deauthorized { .. } => Some(DEAUTHORIZED.to_owned()),
         },
         rate_account: record.rate_account().map(Arc::from),
     }

@@ -9,6 +9,7 @@
 //! persist.rs    write-through, conflict rebase, Persisted | HeldInMemory, the retry and the last flush
 //! adoption.rs   codes and legacy tokens adopted under a pending grant's lock
 //! identity.rs   whose tokens these are; how a presented credential is remembered
+//! deauth.rs     app_deauthorized: tokens wiped, every binding revoked
 //! bindings.rs   live bindings and the legacy-token index; binding writes
 //! registry.rs   every grant by key; reload, announcements, keep-alive, shutdown flush
 //! source.rs     trait TokenSource: the calls to Zoom that change a grant
@@ -21,6 +22,7 @@ mod attempt;
 mod bindings;
 mod ctx;
 mod current;
+mod deauth;
 mod handle;
 mod identity;
 mod model;
@@ -36,7 +38,7 @@ pub use self::adoption::{AdoptError, Adopted, Presented};
 pub use self::bindings::LegacyIndex;
 pub use self::ctx::{Adopting, RefreshCtx, Tasks};
 pub use self::current::{Current, Freshness};
-pub use self::handle::{GrantHandle, TokenError};
+pub use self::handle::{GrantHandle, TokenError, DEAUTHORIZED};
 pub use self::identity::{hash, Identity};
 pub use self::model::{Binding, Grant, GrantState, Issued};
 pub use self::registry::Registry;

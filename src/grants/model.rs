@@ -61,6 +61,12 @@ pub enum GrantState {
     Dead {
         reason: String,
     },
+    /// The user or admin uninstalled the app (Zoom's `app_deauthorized`): the
+    /// tokens are wiped from the record and every binding is revoked. Like
+    /// `Dead`, only a new authorization revives it.
+    Deauthorized {
+        at_ms: UnixMillis,
+    },
     /// A pending grant (`Subject::Pending`) whose tokens now belong to `into`:
     /// the durable record that this code or legacy token has been adopted, which
     /// every replica reads under the pending key's lock.
@@ -140,6 +146,25 @@ impl Grant {
         }
     }
 
+    /// The next version of this grant after Zoom's `app_deauthorized`: no
+    /// token kept, every binding revoked. Who it was (key, account) stays, so
+    /// `/grants` can say when, and a new authorization finds the record.
+    pub fn deauthorized(&self, at_ms: UnixMillis) -> Self {
+        let mut next = Self {
+            access_token: AccessToken::default(),
+            expires_at_ms: 0,
+            refresh_token: None,
+            scope: Arc::from(""),
+            state: GrantState::Deauthorized { at_ms },
+            version: self.version + 1,
+            ..self.clone()
+        };
+        for binding in &mut next.bindings {
+            binding.revoked = true;
+        }
+        next
+    }
+
     /// The next version of this pending grant: its tokens moved to `into`, so
     /// none is kept here.
     pub fn moved_into(&self, into: GrantKey) -> Self {
@@ -198,8 +223,20 @@ impl Grant {
         self.bindings.iter().filter(|b| !b.revoked)
     }
 
+    /// Dead or deauthorized: no token until a new authorization.
     pub fn is_dead(&self) -> bool {
-        matches!(self.state, GrantState::Dead { .. })
+        matches!(
+            self.state,
+            GrantState::Dead { .. } | GrantState::Deauthorized { .. }
+        )
+    }
+
+    /// When Zoom told us the app was uninstalled for this grant, if it did.
+    pub fn deauthorized_at(&self) -> Option<UnixMillis> {
+        match self.state {
+            GrantState::Deauthorized { at_ms } => Some(at_ms),
+            _ => None,
+        }
     }
 
     /// The Zoom account whose rate-limit budgets this grant's calls draw on:

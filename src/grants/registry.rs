@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use super::ctx::RefreshCtx;
 use super::handle::{GrantHandle, TokenError};
 use super::model::{Grant, Issued};
-use super::GrantKey;
+use super::{GrantKey, Subject};
 use crate::store::StoreError;
 
 /// Grants by key. `DashMap` because adoption (new grants) and lookups happen
@@ -164,6 +164,33 @@ impl Registry {
         let now = self.ctx.clock.now_ms();
         grant.adopt(issued, now, None, None).await?;
         Ok(grant)
+    }
+
+    /// Zoom's `app_deauthorized` for `client_id`: wipes the grant of `user`
+    /// (a user-level install) and of `account` (an account-level one), as far
+    /// as either exists here or in the store. Returns the ids wiped.
+    pub async fn deauthorize(
+        &self,
+        client_id: &str,
+        user: Option<&str>,
+        account: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let subjects = user
+            .map(|u| Subject::User(u.to_owned()))
+            .into_iter()
+            .chain(account.map(|a| Subject::Account(a.to_owned())));
+        let now = self.ctx.clock.now_ms();
+        let mut wiped = Vec::new();
+        for subject in subjects {
+            let key = GrantKey::new(client_id, subject);
+            // Another replica may hold a grant this one never loaded.
+            self.reload(&key).await;
+            if let Some(grant) = self.get(&key) {
+                grant.deauthorize(now).await?;
+                wiped.push(grant.id());
+            }
+        }
+        Ok(wiped)
     }
 
     pub fn all(&self) -> Vec<Arc<GrantHandle>> {

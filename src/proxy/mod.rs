@@ -27,6 +27,7 @@ use crate::metrics::{Metrics, RequestLabels, Route};
 use crate::oauth::{OAuthEndpoint, ZoomTokenClient};
 use crate::ratelimit::RateLimiter;
 use crate::upstream::OriginPool;
+use crate::webhooks::Webhooks;
 
 /// Everything the proxy listener needs, shared by all connections.
 #[derive(Debug)]
@@ -57,6 +58,8 @@ pub struct Proxy {
     limiter: RateLimiter,
     /// `[[app]] weight` by client id: the share of each binding of that app.
     app_weights: ArcSwap<HashMap<String, u32>>,
+    /// `POST /webhooks/zoom`.
+    webhooks: Webhooks,
 }
 
 // === impl Proxy ===
@@ -90,6 +93,7 @@ impl Proxy {
             let hosts = config.intercept.hosts.iter();
             own_authorities.extend(hosts.filter_map(|h| Authority::try_from(h.as_str()).ok()));
         }
+        let webhooks = Webhooks::new(config, registry.clone(), clock.clone(), metrics.clone());
         let oauth = OAuthEndpoint::new(
             config,
             registry.clone(),
@@ -115,6 +119,7 @@ impl Proxy {
             metrics,
             limiter,
             app_weights: ArcSwap::from_pointee(app_weights(config)),
+            webhooks,
         }
     }
 
@@ -126,6 +131,7 @@ impl Proxy {
             .store(Arc::new(CallerKeys::new(&config.callers)));
         self.app_weights.store(Arc::new(app_weights(config)));
         self.oauth.reload(config);
+        self.webhooks.reload(config);
         self.limiter.reload(config.rate_limit.clone());
     }
 
@@ -154,6 +160,7 @@ impl Proxy {
                 .await
                 .unwrap_or_else(OAuthError::into_response),
             Route::OauthAuthorize => self.oauth.authorize(&req),
+            Route::Webhook => self.webhooks.handle(req).await,
             Route::Api | Route::Rejected => self
                 .forward_api(req)
                 .await
@@ -190,6 +197,8 @@ impl Proxy {
             "/oauth/token" => Route::OauthToken,
             "/oauth/revoke" => Route::OauthRevoke,
             "/oauth/authorize" => Route::OauthAuthorize,
+            // Zoom's own path space has no `/webhooks`: nothing a caller forwards is shadowed.
+            "/webhooks/zoom" => Route::Webhook,
             _ => Route::Api,
         })
     }

@@ -25,6 +25,16 @@ pub(crate) enum GrantKey {
     },
 }
 
+impl GrantKey {
+    fn client_id(&self) -> &str {
+        match self {
+            Self::User { client_id, .. } | Self::S2s { client_id } | Self::App { client_id } => {
+                client_id
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Access,
@@ -185,6 +195,28 @@ impl Grants {
         }
     }
 
+    /// An uninstall by one user: that user's grant for `client_id` dies whole, as
+    /// when one of its tokens is revoked. `false` if the pair held no tokens.
+    pub(crate) fn revoke_user(&mut self, client_id: &str, user: &str) -> bool {
+        let key = GrantKey::User {
+            client_id: client_id.to_owned(),
+            user: user.to_owned(),
+        };
+        self.revoke_key(&key)
+    }
+
+    /// An account-level uninstall: every grant of `client_id` dies, whoever holds
+    /// it, since the sim has one account. Returns how many grants died.
+    pub(crate) fn revoke_client(&mut self, client_id: &str) -> usize {
+        let keys: Vec<GrantKey> = self
+            .grants
+            .keys()
+            .filter(|k| k.client_id() == client_id)
+            .cloned()
+            .collect();
+        keys.iter().filter(|k| self.revoke_key(k)).count()
+    }
+
     /// The grant an access token stands for, if it is live at `now_ms`.
     pub(crate) fn check_access(&self, token: &str, now_ms: u64) -> Result<&GrantKey, AccessError> {
         match self.tokens.get(token) {
@@ -213,12 +245,15 @@ impl Grants {
         grant.tokens.iter().filter(is_kind).cloned().collect()
     }
 
-    fn revoke_key(&mut self, key: &GrantKey) {
-        if let Some(grant) = self.grants.remove(key) {
-            for token in &grant.tokens {
-                self.tokens.remove(token);
-            }
+    /// Kills every token of `key`; `false` if it held none.
+    fn revoke_key(&mut self, key: &GrantKey) -> bool {
+        let Some(grant) = self.grants.remove(key) else {
+            return false;
+        };
+        for token in &grant.tokens {
+            self.tokens.remove(token);
         }
+        !grant.tokens.is_empty()
     }
 
     fn remove_token(&mut self, token: &str) {
@@ -349,5 +384,20 @@ mod tests {
         assert!(g.check_access(&live, 1_200).is_ok());
         assert!(g.revoke("c", &live));
         assert_eq!(g.check_access(&live, 1_200), Err(AccessError::Invalid));
+    }
+
+    #[test]
+    fn uninstall_revokes_by_user_or_by_client() {
+        let mut g = Grants::new("acc", "owner");
+        let pair = g.authorize(&user(), 0, TTL);
+        let s2s = g.issue_s2s("c", 0, 1_000, false);
+        assert!(g.revoke_user("c", "u"));
+        assert_eq!(g.check_access(&pair.access, 1), Err(AccessError::Invalid));
+        assert!(g.refresh("c", &pair.refresh, 1, TTL, true).is_none());
+        assert!(!g.revoke_user("c", "u"), "nothing left to revoke");
+        assert!(g.check_access(&s2s, 1).is_ok());
+        g.authorize(&user(), 0, TTL);
+        assert_eq!(g.revoke_client("c"), 2);
+        assert_eq!(g.check_access(&s2s, 1), Err(AccessError::Invalid));
     }
 }

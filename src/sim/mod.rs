@@ -15,6 +15,10 @@
 //!                              as Heavy under _echo/heavy, Resource-intensive under
 //!                              _echo/resource
 //! GET  /_sim/stats             counters, no auth
+//! POST /_sim/webhooks          {url, secret_token}: where signed events go
+//! POST /_sim/webhooks/validate run Zoom's URL validation against that URL
+//! POST /_sim/uninstall         {client_id, user_id | account_id}: revoke, then
+//!                              send app_deauthorized
 //! ```
 //!
 //! # Layout
@@ -39,6 +43,7 @@
 //! faults.rs     latency, 503 and connection-drop injection
 //! stats.rs      counters: requests, errors, 429s by kind, calls served by category
 //! tls.rs        generated CA + leaf for HTTPS mode
+//! webhooks.rs   signed event delivery, URL validation, the uninstall route
 //! cli.rs        `grantmux sim`
 //! ```
 //!
@@ -67,6 +72,7 @@ mod state;
 mod stats;
 mod tls;
 mod token;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

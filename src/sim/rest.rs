@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::api::Caller;
 use super::reply;
 use super::state::{lock, Shared};
+use super::webhooks;
 use crate::body::Body;
 
 /// Dispatches an authorized request by method and path.
@@ -121,11 +122,15 @@ fn create_meeting(
         return bad_body();
     };
     let now = shared.clock.now_secs();
-    let mut dir = lock(&shared.directory);
-    if !dir.has_user(id) {
-        return user_not_found(id);
-    }
-    let meeting = dir.create_meeting(id, fields, now);
+    let meeting = {
+        let mut dir = lock(&shared.directory);
+        if !dir.has_user(id) {
+            return user_not_found(id);
+        }
+        dir.create_meeting(id, fields, now)
+    };
+    // After the directory's lock is released: the event reads the settings' lock.
+    webhooks::meeting_created(shared, caller, &meeting);
     reply::json(StatusCode::CREATED, &meeting)
 }
 

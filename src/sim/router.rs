@@ -7,7 +7,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::state::Shared;
-use super::{api, authorize, reply, token};
+use super::{api, authorize, reply, token, webhooks};
 use crate::body::Body;
 
 /// Routes one request. Never fails: every outcome, even a dropped connection, is a
@@ -23,6 +23,9 @@ pub(crate) async fn handle(
         (&Method::POST, "/oauth/token") => token::handle(&shared, req).await,
         (&Method::POST, "/oauth/revoke") => authorize::revoke(&shared, req).await,
         (&Method::GET, "/_sim/stats") => reply::json(StatusCode::OK, &shared.counters.snapshot()),
+        (&Method::POST, "/_sim/webhooks") => webhooks::configure(&shared, req).await,
+        (&Method::POST, "/_sim/webhooks/validate") => webhooks::validate(&shared, req).await,
+        (&Method::POST, "/_sim/uninstall") => webhooks::uninstall(&shared, req).await,
         (_, p) if p.starts_with("/v2/") => api::handle(&shared, req).await,
         _ => reply::not_found(),
     };

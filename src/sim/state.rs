@@ -17,6 +17,7 @@ use super::echo::RecordedRequest;
 use super::grants::Grants;
 use super::ratelimit::Limiter;
 use super::stats::Counters;
+use super::webhooks::Target;
 use crate::clock::Clock;
 
 /// Fixed at start.
@@ -50,6 +51,8 @@ pub(crate) struct Settings {
     pub rate_limits: Option<RateLimits>,
     pub user_token_ttl: Duration,
     pub s2s_token_ttl: Duration,
+    /// Where events go, set by `POST /_sim/webhooks`; none until then.
+    pub webhook: Option<Target>,
 }
 
 /// Locks `m`, ignoring poison: a panicking test thread must not wedge the sim.
@@ -70,6 +73,7 @@ impl Shared {
             rate_limits: cfg.rate_limits,
             user_token_ttl: cfg.user_token_ttl,
             s2s_token_ttl: cfg.s2s_token_ttl,
+            webhook: None,
         };
         let mut grants = Grants::new(&cfg.account_id, &cfg.default_user);
         grants.set_opaque_access(cfg.opaque_tokens);

@@ -10,3 +10,4 @@ mod revoke;
 mod sharing;
 mod support;
 mod systems;
+mod webhooks;

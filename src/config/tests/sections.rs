@@ -403,3 +403,33 @@ fn log_level_is_a_filter() {
     );
     extra_fails_on("[log]\nlevel = \"grantmux=loud\"\n", "log.level");
 }
+
+#[test]
+fn webhook_secrets_and_tolerance() {
+    let c = ok("");
+    assert!(c.apps[0].webhook_secret.is_none(), "off unless set");
+    assert_eq!(c.webhooks.tolerance, DEFAULT_WEBHOOK_TOLERANCE);
+    let env = env().var("ZOOM_WEBHOOK_SECRET", "whsec-1");
+    let text = format!(
+        "{MINIMAL}webhook_secret_env = \"ZOOM_WEBHOOK_SECRET\"\n[webhooks]\ntolerance = \"90s\"\n"
+    );
+    let c = Config::from_toml_str(&text, &env).expect("valid");
+    assert_eq!(
+        c.apps[0]
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+        Some("whsec-1".to_owned())
+    );
+    assert_eq!(c.webhooks.tolerance, Duration::from_secs(90));
+    fails_on(
+        &format!("{MINIMAL}webhook_secret_env = \"NOT_SET\"\n"),
+        &env,
+        "app[0].webhook_secret_env",
+    );
+    fails_on(
+        &format!("{MINIMAL}[webhooks]\ntolerance = \"0s\"\n"),
+        &env,
+        "webhooks.tolerance",
+    );
+}

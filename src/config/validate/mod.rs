@@ -40,6 +40,13 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let intercept = intercept(file.intercept, &listen, &store, env)?;
     let rate_limit = rate_limit::rate_limit(&file.rate_limit)?;
     let log = log(file.log)?;
+    let webhooks = Webhooks {
+        tolerance: nonzero_duration(
+            "webhooks.tolerance",
+            file.webhooks.tolerance.as_deref(),
+            DEFAULT_WEBHOOK_TOLERANCE,
+        )?,
+    };
     Ok(Config {
         listen,
         zoom,
@@ -51,6 +58,7 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
         intercept,
         rate_limit,
         log,
+        webhooks,
     })
 }
 
@@ -238,11 +246,21 @@ fn app(prefix: &str, raw: FileApp, env: &dyn Env) -> Result<App, ConfigError> {
             })
         }
     };
+    let webhook_secret = match (&raw.webhook_secret_env, &raw.webhook_secret_file) {
+        (None, None) => None,
+        (var, file) => Some(one_secret(
+            env,
+            prefix,
+            ("webhook_secret_env", var.as_deref()),
+            ("webhook_secret_file", file.as_deref()),
+        )?),
+    };
     Ok(App {
         client_id,
         client_secret,
         revoke_upstream,
         weight: weight(&format!("{prefix}.weight"), raw.weight)?,
+        webhook_secret,
     })
 }
 

@@ -1,0 +1,249 @@
+//! Zoom's webhooks, taken in on `POST /webhooks/zoom` (section 3.12).
+//!
+//! ```text
+//! signature.rs  x-zm-signature: verify (constant time, timestamp tolerance), sign, URL validation
+//! ```
+//!
+//! Every delivery is verified against the secret token of each app that has
+//! one: Zoom's request names no app before its body is trusted, and apps are
+//! few. A delivery no secret verifies, or whose timestamp is outside
+//! `webhooks.tolerance`, is refused with 401 and never acted on.
+//!
+//! `endpoint.url_validation` is answered with the HMAC of its `plainToken`.
+//! `app_deauthorized` wipes the grant before Zoom gets its 200: Zoom retries a
+//! failed delivery, so an acknowledgement only follows a durable wipe.
+
+pub mod signature;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+
+use self::signature::Signed;
+use crate::body::{self, Body};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::grants::Registry;
+use crate::metrics::{Metrics, WebhookLabels};
+use crate::secret::Secret;
+
+/// Zoom's events are small; a larger body is not Zoom's.
+const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// The webhook endpoint: apps' secret tokens, and what an event acts on.
+#[derive(Debug)]
+pub struct Webhooks {
+    /// `(client_id, secret token)` of each app that has one; replaced on reload.
+    secrets: ArcSwap<Vec<(String, Secret)>>,
+    tolerance: ArcSwap<Duration>,
+    registry: Arc<Registry>,
+    clock: Clock,
+    metrics: Metrics,
+}
+
+/// The parts of an event grantmux reads. Everything else passes untouched.
+#[derive(Debug, Deserialize)]
+struct Event {
+    event: String,
+    #[serde(default)]
+    payload: Payload,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Payload {
+    #[serde(rename = "plainToken")]
+    plain_token: Option<String>,
+    client_id: Option<String>,
+    user_id: Option<String>,
+    account_id: Option<String>,
+}
+
+/// What became of one delivery, for the log and `grantmux_webhooks_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    Validated,
+    Deauthorized,
+    Accepted,
+    Refused,
+    Malformed,
+    Failed,
+}
+
+impl Received {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Received::Validated => "validated",
+            Received::Deauthorized => "deauthorized",
+            Received::Accepted => "accepted",
+            Received::Refused => "refused",
+            Received::Malformed => "malformed",
+            Received::Failed => "failed",
+        }
+    }
+}
+
+// === impl Webhooks ===
+
+impl Webhooks {
+    pub fn new(config: &Config, registry: Arc<Registry>, clock: Clock, metrics: Metrics) -> Self {
+        Self {
+            secrets: ArcSwap::from_pointee(secrets(config)),
+            tolerance: ArcSwap::from_pointee(config.webhooks.tolerance),
+            registry,
+            clock,
+            metrics,
+        }
+    }
+
+    /// Takes rotated secret tokens and a new tolerance from a reloaded config.
+    pub fn reload(&self, config: &Config) {
+        self.secrets.store(Arc::new(secrets(config)));
+        self.tolerance.store(Arc::new(config.webhooks.tolerance));
+    }
+
+    /// `POST /webhooks/zoom`.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let (received, resp) = self.receive(req).await;
+        self.metrics
+            .webhooks
+            .get_or_create(&WebhookLabels {
+                result: received.as_str(),
+            })
+            .inc();
+        resp
+    }
+
+    async fn receive(&self, req: Request<Incoming>) -> (Received, Response<Body>) {
+        if req.method() != http::Method::POST {
+            return (
+                Received::Malformed,
+                zoom_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed."),
+            );
+        }
+        let (parts, body) = req.into_parts();
+        let Ok(collected) = Limited::new(body, MAX_EVENT_BYTES).collect().await else {
+            return (
+                Received::Malformed,
+                zoom_error(StatusCode::BAD_REQUEST, "Unreadable or oversized body."),
+            );
+        };
+        let raw: Bytes = collected.to_bytes();
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let signed = Signed {
+            signature: header("x-zm-signature"),
+            timestamp: header("x-zm-request-timestamp"),
+        };
+        let secrets = self.secrets.load();
+        let verified = signed.verify(
+            &raw,
+            secrets.iter().map(|(_, s)| s.expose().as_bytes()),
+            self.clock.now_ms(),
+            **self.tolerance.load(),
+        );
+        let app = match verified {
+            Ok(index) => &secrets[index],
+            Err(error) => {
+                tracing::warn!(%error, "webhook refused");
+                return (
+                    Received::Refused,
+                    zoom_error(StatusCode::UNAUTHORIZED, "Invalid signature."),
+                );
+            }
+        };
+        let Ok(event) = serde_json::from_slice::<Event>(&raw) else {
+            return (
+                Received::Malformed,
+                zoom_error(StatusCode::BAD_REQUEST, "Not a Zoom event."),
+            );
+        };
+        match event.event.as_str() {
+            "endpoint.url_validation" => self.validate(app, &event.payload),
+            "app_deauthorized" => self.deauthorize(app, &event.payload).await,
+            other => {
+                tracing::info!(app = %app.0, event = other, "webhook event");
+                (Received::Accepted, body::json(StatusCode::OK, &json!({})))
+            }
+        }
+    }
+
+    fn validate(
+        &self,
+        (_, secret): &(String, Secret),
+        payload: &Payload,
+    ) -> (Received, Response<Body>) {
+        let Some(plain) = &payload.plain_token else {
+            return (
+                Received::Malformed,
+                zoom_error(StatusCode::BAD_REQUEST, "No plainToken."),
+            );
+        };
+        let encrypted = signature::encrypted_token(secret.expose().as_bytes(), plain);
+        let answer = json!({ "plainToken": plain, "encryptedToken": encrypted });
+        (Received::Validated, body::json(StatusCode::OK, &answer))
+    }
+
+    /// Wipes the grant the event names, then acknowledges. A store that
+    /// cannot take the wipe gets Zoom a 500, so that Zoom delivers again.
+    async fn deauthorize(
+        &self,
+        (client_id, _): &(String, Secret),
+        payload: &Payload,
+    ) -> (Received, Response<Body>) {
+        // The payload names its app; a delivery signed by one app's secret
+        // may only uninstall that app.
+        if payload.client_id.as_deref().is_some_and(|c| c != client_id) {
+            tracing::warn!(app = %client_id, "app_deauthorized names another app; refused");
+            return (
+                Received::Refused,
+                zoom_error(StatusCode::UNAUTHORIZED, "Invalid signature."),
+            );
+        }
+        let user = payload.user_id.as_deref().filter(|u| !u.is_empty());
+        let account = payload.account_id.as_deref().filter(|a| !a.is_empty());
+        match self.registry.deauthorize(client_id, user, account).await {
+            Ok(wiped) => {
+                for id in &wiped {
+                    tracing::info!(grant = %id, "app_deauthorized: grant wiped, every binding revoked");
+                }
+                self.metrics.grants_deauthorized.inc_by(wiped.len() as u64);
+                (
+                    Received::Deauthorized,
+                    body::json(StatusCode::OK, &json!({})),
+                )
+            }
+            Err(error) => {
+                tracing::error!(app = %client_id, %error, "app_deauthorized: the store did not take the wipe; Zoom will deliver again");
+                (
+                    Received::Failed,
+                    zoom_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "The event could not be stored.",
+                    ),
+                )
+            }
+        }
+    }
+}
+
+fn secrets(config: &Config) -> Vec<(String, Secret)> {
+    config
+        .apps
+        .iter()
+        .filter_map(|a| Some((a.client_id.clone(), a.webhook_secret.clone()?)))
+        .collect()
+}
+
+/// Zoom's API error envelope.
+fn zoom_error(status: StatusCode, message: &str) -> Response<Body> {
+    body::json(
+        status,
+        &json!({ "code": status.as_u16(), "message": message }),
+    )
+}
