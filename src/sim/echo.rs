@@ -105,6 +105,7 @@ impl RecordedRequest {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as Zoom writes digests and signatures.
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

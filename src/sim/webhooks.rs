@@ -5,6 +5,10 @@
 //! HMAC-SHA256 keyed with the secret token over `v0:{timestamp}:{raw body}`, and
 //! `x-zm-request-timestamp` is that timestamp in Unix seconds. Both read the sim's
 //! clock, which tests share with grantmux, so a replay-age check agrees with it.
+//!
+//! The signing here is written apart from `crate::webhooks::signature` on
+//! purpose: the simulator is the tests' stand-in for Zoom, so a mistake in
+//! grantmux's reading of the scheme must not be mirrored by its own sender.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -21,7 +25,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::api::Caller;
-use super::echo;
+use super::echo::{self, hex};
 use super::reply;
 use super::state::{lock, Shared};
 use crate::body::Body;
@@ -360,10 +364,6 @@ fn hmac_hex(secret: &str, data: &[u8]) -> String {
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(data);
     hex(&mac.finalize().into_bytes())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A random id shaped like a UUID (8-4-4-4-12 hex), as Zoom's request ids are.

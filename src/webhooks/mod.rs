@@ -40,12 +40,19 @@ const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// The webhook endpoint: apps' secret tokens, and what an event acts on.
 #[derive(Debug)]
 pub struct Webhooks {
-    /// `(client_id, secret token)` of each app that has one; replaced on reload.
-    secrets: ArcSwap<Vec<(String, Secret)>>,
-    tolerance: ArcSwap<Duration>,
+    /// What a config reload may change, swapped whole.
+    settings: ArcSwap<Settings>,
     registry: Arc<Registry>,
     clock: Clock,
     metrics: Metrics,
+}
+
+/// The config the endpoint reads, taken from one config at a time.
+#[derive(Debug)]
+struct Settings {
+    /// `(client_id, secret token)` of each app that has one.
+    secrets: Vec<(String, Secret)>,
+    tolerance: Duration,
 }
 
 /// The parts of an event grantmux reads. Everything else passes untouched.
@@ -94,8 +101,7 @@ impl Received {
 impl Webhooks {
     pub fn new(config: &Config, registry: Arc<Registry>, clock: Clock, metrics: Metrics) -> Self {
         Self {
-            secrets: ArcSwap::from_pointee(secrets(config)),
-            tolerance: ArcSwap::from_pointee(config.webhooks.tolerance),
+            settings: ArcSwap::from_pointee(Settings::of(config)),
             registry,
             clock,
             metrics,
@@ -104,8 +110,7 @@ impl Webhooks {
 
     /// Takes rotated secret tokens and a new tolerance from a reloaded config.
     pub fn reload(&self, config: &Config) {
-        self.secrets.store(Arc::new(secrets(config)));
-        self.tolerance.store(Arc::new(config.webhooks.tolerance));
+        self.settings.store(Arc::new(Settings::of(config)));
     }
 
     /// `POST /webhooks/zoom`.
@@ -140,12 +145,13 @@ impl Webhooks {
             signature: header("x-zm-signature"),
             timestamp: header("x-zm-request-timestamp"),
         };
-        let secrets = self.secrets.load();
+        let settings = self.settings.load();
+        let secrets = &settings.secrets;
         let verified = signed.verify(
             &raw,
             secrets.iter().map(|(_, s)| s.expose().as_bytes()),
             self.clock.now_ms(),
-            **self.tolerance.load(),
+            settings.tolerance,
         );
         let app = match verified {
             Ok(index) => &secrets[index],
@@ -232,12 +238,18 @@ impl Webhooks {
     }
 }
 
-fn secrets(config: &Config) -> Vec<(String, Secret)> {
-    config
-        .apps
-        .iter()
-        .filter_map(|a| Some((a.client_id.clone(), a.webhook_secret.clone()?)))
-        .collect()
+// === impl Settings ===
+
+impl Settings {
+    fn of(config: &Config) -> Self {
+        let secrets = config.apps.iter();
+        Self {
+            secrets: secrets
+                .filter_map(|a| Some((a.client_id.clone(), a.webhook_secret.clone()?)))
+                .collect(),
+            tolerance: config.webhooks.tolerance,
+        }
+    }
 }
 
 /// Zoom's API error envelope.

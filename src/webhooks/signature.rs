@@ -63,12 +63,9 @@ impl Signed<'_> {
         secrets
             .into_iter()
             .position(|secret| {
-                let mut mac = keyed(secret);
-                mac.update(b"v0:");
-                mac.update(timestamp.trim().as_bytes());
-                mac.update(b":");
-                mac.update(body);
-                mac.verify_slice(&sent).is_ok()
+                signed_mac(secret, timestamp.trim(), body)
+                    .verify_slice(&sent)
+                    .is_ok()
             })
             .ok_or(BadSignature::NoMatch)
     }
@@ -77,12 +74,19 @@ impl Signed<'_> {
 /// `v0=<hex>` for `body` sent at `timestamp` (seconds): how Zoom signs, and
 /// how the simulator and tests sign as Zoom.
 pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mac = signed_mac(secret, timestamp, body);
+    format!("v0={}", hex(&mac.finalize().into_bytes()))
+}
+
+/// The HMAC over Zoom's signed message, `v0:{timestamp}:{body}`: one
+/// definition for signing and verifying.
+fn signed_mac(secret: &[u8], timestamp: &str, body: &[u8]) -> HmacSha256 {
     let mut mac = keyed(secret);
     mac.update(b"v0:");
     mac.update(timestamp.as_bytes());
     mac.update(b":");
     mac.update(body);
-    format!("v0={}", hex(&mac.finalize().into_bytes()))
+    mac
 }
 
 /// The URL validation challenge's `encryptedToken`: hex HMAC of `plainToken`.

@@ -1,7 +1,12 @@
 //! `POST /webhooks/zoom`: Zoom's signed events, over real sockets. The
 //! simulator signs and sends them as Zoom does; forged ones are made here.
 
+use std::sync::Arc;
+
+use grantmux::grants::{GrantKey, Subject};
 use grantmux::harness::{Answer, Harness};
+use grantmux::sim::SimConfig;
+use grantmux::store::{GrantStore, MemoryStore};
 use grantmux::webhooks::signature;
 use http::Method;
 use serde_json::{json, Value};
@@ -11,14 +16,24 @@ use super::support::*;
 const WEBHOOK_SECRET: &str = "whsec-sim-0123456789";
 
 async fn start_with_webhooks() -> Harness {
-    let h = start_with(|c| {
+    start_on(None).await
+}
+
+/// [`start_with_webhooks`] on `store` (a test that fails its writes keeps a handle).
+async fn start_on(store: Option<Arc<dyn GrantStore>>) -> Harness {
+    let h = Harness::start_with_store(SimConfig::default(), store, |c| {
         c.apps[0].webhook_secret = Some(WEBHOOK_SECRET.to_owned().into());
     })
-    .await;
+    .await
+    .expect("harness starts");
     let target = json!({ "url": h.proxy_url("/webhooks/zoom"), "secret_token": WEBHOOK_SECRET });
     let a = sim_control(&h, "/_sim/webhooks", &target).await;
     assert_eq!(a.status, 200, "{}", text(&a));
     h
+}
+
+fn user_key() -> GrantKey {
+    GrantKey::new(CLIENT, Subject::User(USER.into()))
 }
 
 async fn sim_control(h: &Harness, path: &str, body: &Value) -> Answer {
@@ -30,6 +45,15 @@ async fn sim_control(h: &Harness, path: &str, body: &Value) -> Answer {
     )
     .await
     .expect("the simulator answers")
+}
+
+/// The Prometheus text from the admin listener.
+async fn metrics(h: &Harness) -> String {
+    let a = h
+        .call(Method::GET, &h.admin_url("/metrics"), &[], "")
+        .await
+        .expect("admin answers");
+    text(&a)
 }
 
 /// `body` sent to grantmux's endpoint, signed with `secret` at `ts` (seconds).
@@ -116,10 +140,7 @@ async fn an_uninstall_wipes_the_grant_and_a_new_authorization_starts_clean() {
         .registry
         .ctx()
         .store
-        .load(&grantmux::grants::GrantKey::new(
-            CLIENT,
-            grantmux::grants::Subject::User(USER.into()),
-        ))
+        .load(&user_key())
         .await
         .expect("store reads")
         .expect("the record stays, tokenless");
@@ -148,7 +169,6 @@ async fn an_uninstall_wipes_the_grant_and_a_new_authorization_starts_clean() {
     let listed = grants.json();
     let user = listed["grants"]
         .as_array()
-        .or_else(|| listed.as_array())
         .expect("a list of grants")
         .iter()
         .find(|g| g["subject"].as_str().is_some_and(|s| s.contains(USER)))
@@ -156,14 +176,10 @@ async fn an_uninstall_wipes_the_grant_and_a_new_authorization_starts_clean() {
         .expect("the user's grant is listed");
     assert_eq!(user["state"], "deauthorized", "{user}");
     assert!(user["deauthorized_at_ms"].as_u64().is_some(), "{user}");
-    let metrics = h
-        .call(Method::GET, &h.admin_url("/metrics"), &[], "")
-        .await
-        .expect("admin answers");
+    let metrics = metrics(&h).await;
     assert!(
-        text(&metrics).contains("grantmux_grants_deauthorized_total 1"),
-        "{}",
-        text(&metrics)
+        metrics.contains("grantmux_grants_deauthorized_total 1"),
+        "{metrics}"
     );
 
     // The user installs the app again: a fresh authorization works, the old tokens stay dead.
@@ -188,11 +204,7 @@ async fn a_meeting_created_through_grantmux_comes_back_as_a_verified_event() {
     let accepted = r#"grantmux_webhooks_total{result="accepted"} 1"#;
     let mut seen = String::new();
     for _ in 0..100 {
-        let m = h
-            .call(Method::GET, &h.admin_url("/metrics"), &[], "")
-            .await
-            .expect("admin answers");
-        seen = text(&m);
+        seen = metrics(&h).await;
         if seen.contains(accepted) {
             break;
         }
@@ -201,5 +213,46 @@ async fn a_meeting_created_through_grantmux_comes_back_as_a_verified_event() {
     }
     assert!(seen.contains(accepted), "{seen}");
     assert!(!seen.contains(r#"result="refused""#), "{seen}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_uninstall_the_store_cannot_take_is_refused_so_zoom_delivers_again() {
+    let store = Arc::new(MemoryStore::new());
+    let h = start_on(Some(store.clone())).await;
+    let caller = authorize(&h, &gmx(&h), USER).await;
+    let now = h.clock.now_ms() / 1000;
+    let body = json!({"event": "app_deauthorized", "event_ts": now * 1000,
+        "payload": {"client_id": CLIENT, "user_id": USER, "account_id": ACCOUNT}})
+    .to_string();
+
+    store.set_fail_writes(true);
+    let refused = deliver(&h, WEBHOOK_SECRET, now, &body).await;
+    assert!(refused.status.is_server_error(), "{}", text(&refused));
+    // Not acknowledged, not acted on: the binding still stands.
+    store.set_fail_writes(false);
+    let kept = store
+        .load(&user_key())
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert!(kept.deauthorized_at().is_none());
+    assert!(kept.bindings.iter().any(|b| !b.revoked));
+    assert!(metrics(&h)
+        .await
+        .contains(r#"grantmux_webhooks_total{result="failed"} 1"#));
+
+    // Zoom's retry lands once the store is back.
+    let retried = deliver(&h, WEBHOOK_SECRET, now, &body).await;
+    assert_eq!(retried.status, 200, "{}", text(&retried));
+    let wiped = store
+        .load(&user_key())
+        .await
+        .expect("reads")
+        .expect("stored");
+    assert!(wiped.deauthorized_at().is_some());
+    assert!(wiped.access_token.is_empty() && wiped.refresh_token.is_none());
+    let api = me(&h, &gmx(&h), &caller.access).await;
+    assert_eq!(api.status, 401, "{}", text(&api));
     h.shutdown().await;
 }
