@@ -1,6 +1,6 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/grants`,
-//! `/grants/{id}`, `/ratelimits`, `POST /grants/{id}/refresh` and
-//! `POST /grants/{id}/revoke`. It binds loopback by default and shows no secret.
+//! `/grants/{id}`, `/ratelimits`, `/deliveries`, `/deliveries/{queue}/dead`,
+//! `POST /grants/{id}/refresh` and `POST /grants/{id}/revoke`. It binds loopback by default and shows no secret.
 //!
 //! It is not for browsers. A page a browser shows could still reach a loopback or
 //! in-cluster admin port, and a cross-origin `text/plain` POST needs no preflight.
@@ -24,6 +24,8 @@ use crate::body::{self, Body};
 use crate::clock::{Clock, UnixMillis};
 use crate::grants::{GrantHandle, Registry, Subject, TokenError};
 use crate::metrics::MetricsRegistry;
+use crate::store::{Envelope, StoreError};
+use crate::webhooks::Outgoing;
 
 /// `POST /grants/{id}/refresh` is accepted at most once per grant per this long.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -48,6 +50,8 @@ pub struct Admin {
     refreshed_at: Mutex<HashMap<String, UnixMillis>>,
     /// For `/ratelimits`.
     limiter: RateLimiter,
+    /// For `/deliveries`.
+    outgoing: Arc<Outgoing>,
 }
 
 // === impl Admin ===
@@ -57,7 +61,7 @@ impl Admin {
         registry: Arc<Registry>,
         metrics: MetricsRegistry,
         clock: Clock,
-        limiter: RateLimiter,
+        (limiter, outgoing): (RateLimiter, Arc<Outgoing>),
     ) -> Self {
         Self {
             registry,
@@ -65,6 +69,7 @@ impl Admin {
             clock,
             refreshed_at: Mutex::new(HashMap::new()),
             limiter,
+            outgoing,
         }
     }
 
@@ -92,6 +97,11 @@ impl Admin {
             }
             (&Method::GET, "/grants") => self.grants().await,
             (&Method::GET, "/ratelimits") => self.ratelimits(),
+            (&Method::GET, "/deliveries") => self.deliveries().await,
+            (&Method::GET, p) if p.starts_with("/deliveries/") && p.ends_with("/dead") => {
+                let queue = &p["/deliveries/".len()..p.len() - "/dead".len()];
+                self.dead_letters(&percent_decode(queue)).await
+            }
             (&Method::POST, p) if p.starts_with("/grants/") && p.ends_with("/refresh") => {
                 let id = &p["/grants/".len()..p.len() - "/refresh".len()];
                 self.refresh(&percent_decode(id)).await
@@ -123,6 +133,50 @@ impl Admin {
                 "closed": closed,
             }),
         )
+    }
+
+    /// Every delivery queue: where it goes, how many wait and are dead, and
+    /// how the oldest waiting one fares. Bodies are users' data: not shown.
+    async fn deliveries(&self) -> Response<Body> {
+        let outbox = self.outgoing.outbox();
+        let mut queues = Vec::new();
+        for queue in self.outgoing.queues() {
+            let (counts, head) = match (
+                outbox.counts(&queue.name).await,
+                outbox.head(&queue.name).await,
+            ) {
+                (Ok(counts), Ok(head)) => (counts, head),
+                (Err(error), _) | (_, Err(error)) => {
+                    return store_error(&error);
+                }
+            };
+            queues.push(json!({
+                "queue": queue.name,
+                "url": shown_url(&queue.url),
+                "pending": counts.pending,
+                "dead": counts.dead,
+                "head": head.as_ref().map(envelope_summary),
+            }));
+        }
+        queues.sort_by(|a, b| a["queue"].as_str().cmp(&b["queue"].as_str()));
+        body::json(StatusCode::OK, &json!({ "queues": queues }))
+    }
+
+    /// A queue's newest dead letters (up to 100), oldest first, without bodies.
+    async fn dead_letters(&self, name: &str) -> Response<Body> {
+        if !self.outgoing.queues().any(|q| q.name == name) {
+            return body::json(StatusCode::NOT_FOUND, &json!({ "error": "no such queue" }));
+        }
+        match self.outgoing.outbox().dead(name, 100).await {
+            Ok(dead) => body::json(
+                StatusCode::OK,
+                &json!({
+                    "queue": name,
+                    "dead": dead.iter().map(envelope_summary).collect::<Vec<_>>(),
+                }),
+            ),
+            Err(error) => store_error(&error),
+        }
     }
 
     /// "This process can serve callers now": the listeners are up (this
@@ -419,4 +473,33 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
+}
+
+/// What admin shows of a queued message: never its body or headers.
+fn envelope_summary(envelope: &Envelope) -> serde_json::Value {
+    json!({
+        "id": envelope.id,
+        "event": envelope.message.event,
+        "queued_at_ms": envelope.message.queued_at_ms,
+        "attempts": envelope.attempts,
+        "next_attempt_ms": envelope.not_before_ms,
+        "last_error": envelope.last_error,
+    })
+}
+
+/// A target's URL without its query, which may carry a credential.
+fn shown_url(url: &http::Uri) -> String {
+    let authority = url.authority().map_or("", |a| a.as_str());
+    format!(
+        "{}://{authority}{}",
+        url.scheme_str().unwrap_or("http"),
+        url.path()
+    )
+}
+
+fn store_error(error: &StoreError) -> Response<Body> {
+    body::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({ "error": error.to_string() }),
+    )
 }

@@ -12,7 +12,7 @@ use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::{Config, StoreBackend};
 use crate::grants::vtoken::Signer;
-use crate::grants::{Adopting, LegacyIndex, RefreshCtx, Registry, Tasks};
+use crate::grants::{Adopting, LegacyIndex, Lifecycle, RefreshCtx, Registry, Silent, Tasks};
 use crate::intercept::{
     check_upstream, CaError, ForwardProxy, Intercepted, Interception, UpstreamLoop,
 };
@@ -23,15 +23,18 @@ use crate::ratelimit::{RateLimiter, SharedBudget};
 use crate::reload::{ReloadOptions, Reloader};
 use crate::serve::{serve, ServerLimits};
 use crate::store::{
-    Coordinator, FileStore, GrantStore, Local, MemoryStore, RedisStore, StoreError,
+    Coordinator, FileStore, GrantStore, Local, MemoryOutbox, MemoryStore, Outbox, RedisStore,
+    StoreError,
 };
 use crate::upstream::{self, OriginPool, Resolver, ResolverSetupError, TlsSetupError};
+use crate::webhooks::{Notifier, Outgoing, Webhooks};
 
 /// Knobs for embedding grantmux (tests, `demo`); `serve` uses the defaults.
 #[derive(Debug, Default)]
 pub struct StartOptions {
     pub clock: Clock,
-    /// Use this store (one only this process uses) instead of the one the config names.
+    /// Use this store (one only this process uses) instead of the one the
+    /// config names. Delivery queues are then kept in memory.
     pub store: Option<Arc<dyn GrantStore>>,
     /// Reload the config on SIGHUP (and file changes): what `serve` does.
     pub reload: Option<ReloadOptions>,
@@ -46,6 +49,8 @@ pub struct Running {
     pub forward_proxy_addr: Option<SocketAddr>,
     /// `listen.tls`, once bound.
     pub tls_addr: Option<SocketAddr>,
+    /// `webhooks.listen`, once bound.
+    pub webhooks_addr: Option<SocketAddr>,
     /// The interception CA's certificate, when a listener intercepts.
     pub intercept_ca_pem: Option<String>,
     pub registry: Arc<Registry>,
@@ -82,8 +87,18 @@ impl Running {
     pub async fn start(config: Config, options: StartOptions) -> Result<Self, StartError> {
         // As loaded: a reload compares against this, not the ports filled in below.
         let loaded = options.reload.as_ref().map(|_| config.clone());
-        let (store, coord, shared_budget) = match options.store {
-            Some(store) => (store, Arc::new(Local) as Arc<dyn Coordinator>, None),
+        let Opened {
+            store,
+            coord,
+            outbox,
+            shared_budget,
+        } = match options.store {
+            Some(store) => Opened {
+                store,
+                coord: Arc::new(Local),
+                outbox: Arc::new(MemoryOutbox::new()),
+                shared_budget: None,
+            },
             None => open_store(&config).await?,
         };
         let tls = upstream::tls_config(config.zoom.ca_file.as_deref())?;
@@ -101,7 +116,19 @@ impl Running {
         )?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let zoom = ZoomTokenClient::new(client.clone(), &config);
+        let outgoing = Arc::new(Outgoing::new(
+            &config,
+            outbox,
+            shared_budget.is_some(),
+            options.clock.clone(),
+            metrics.metrics.clone(),
+        )?);
+        let lifecycle: Arc<dyn Lifecycle> = match config.webhooks.notify.is_empty() {
+            true => Arc::new(Silent),
+            false => Arc::new(Notifier::new(outgoing.clone())),
+        };
         let ctx = Arc::new(RefreshCtx {
+            lifecycle,
             source: Arc::new(zoom.clone()),
             tasks: Tasks::default(),
             legacy: LegacyIndex::default(),
@@ -139,6 +166,14 @@ impl Running {
             Some(addr) => Some(bind("tls", addr).await?),
             None => None,
         };
+        let webhooks_listener = match config.webhooks.listen {
+            Some(addr) => Some(bind("webhooks", addr).await?),
+            None => None,
+        };
+        let webhooks_addr = webhooks_listener
+            .as_ref()
+            .map(|l| local_addr(l, "webhooks", config.listen.proxy))
+            .transpose()?;
         let forward_proxy_addr = forward_listener
             .as_ref()
             .map(|l| local_addr(l, "forward_proxy", config.listen.proxy))
@@ -178,6 +213,13 @@ impl Running {
         );
         // Virtual tokens outlive a restart when the store keeps the signing key.
         let signer = store.signing_key().map_or_else(Signer::random, Signer::new);
+        let webhooks = Arc::new(Webhooks::new(
+            &config,
+            registry.clone(),
+            outgoing.clone(),
+            options.clock.clone(),
+            metrics.metrics.clone(),
+        ));
         let proxy = Arc::new(Proxy::new(
             &config,
             registry.clone(),
@@ -185,15 +227,24 @@ impl Running {
             zoom,
             (signer, options.clock.clone()),
             metrics.metrics.clone(),
-            limiter.clone(),
+            (limiter.clone(), webhooks.clone()),
         ));
         let admin = Arc::new(Admin::new(
             registry.clone(),
             metrics.clone(),
             options.clock.clone(),
-            limiter,
+            (limiter, outgoing.clone()),
         ));
-        let mut tasks = Vec::new();
+        let mut tasks = outgoing.start(&shutdown_rx);
+        if let Some(listener) = webhooks_listener {
+            tasks.push(tokio::spawn(serve(
+                listener,
+                None,
+                limits.clone(),
+                move |req| webhooks.clone().serve(req),
+                stopped(shutdown_rx.clone()),
+            )));
+        }
         if let (Some(reload), Some(loaded)) = (options.reload, loaded) {
             let reloader = Arc::new(Reloader::new(
                 reload.path,
@@ -268,6 +319,8 @@ impl Running {
             admin = %admin_addr,
             forward_proxy = forward_proxy_addr.map(|a| a.to_string()),
             tls = tls_addr.map(|a| a.to_string()),
+            webhooks = webhooks_addr.map(|a| a.to_string()),
+            delivery_queues = outgoing.queues().count(),
             zoom_dns = resolver.dns_servers().map(|s| format!("{s:?}")),
             ca = interception.as_ref().map(|i| i.authority.fingerprint().to_owned()),
             grants = registry.len(),
@@ -278,6 +331,7 @@ impl Running {
             admin_addr,
             forward_proxy_addr,
             tls_addr,
+            webhooks_addr,
             intercept_ca_pem: interception.map(|i| i.authority.cert_pem().to_owned()),
             registry,
             metrics,
@@ -329,34 +383,45 @@ pub enum RunError {
     Unsaved(#[from] Unsaved),
 }
 
-/// The store the config names, and how replicas sharing it coordinate.
-/// The store, its coordinator, and (with Redis) the rate-limit budgets every
-/// replica shares.
-async fn open_store(
-    config: &Config,
-) -> Result<
-    (
-        Arc<dyn GrantStore>,
-        Arc<dyn Coordinator>,
-        Option<SharedBudget>,
-    ),
-    StartError,
-> {
-    let local = Arc::new(Local);
+/// What the store the config names gives: the grants' storage, how replicas
+/// sharing it coordinate, the delivery queues, and (with Redis) the
+/// rate-limit budgets every replica shares.
+struct Opened {
+    store: Arc<dyn GrantStore>,
+    coord: Arc<dyn Coordinator>,
+    outbox: Arc<dyn Outbox>,
+    shared_budget: Option<SharedBudget>,
+}
+
+async fn open_store(config: &Config) -> Result<Opened, StartError> {
     match &config.store.backend {
-        StoreBackend::Memory => Ok((Arc::new(MemoryStore::new()), local, None)),
+        StoreBackend::Memory => Ok(Opened {
+            store: Arc::new(MemoryStore::new()),
+            coord: Arc::new(Local),
+            outbox: Arc::new(MemoryOutbox::new()),
+            shared_budget: None,
+        }),
         StoreBackend::File { path } => {
             // Opening reads (and after a crash, repairs) the database: blocking work.
             let (path, key) = (path.clone(), config.store.key.clone());
             let store = tokio::task::spawn_blocking(move || FileStore::open(&path, &key))
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("opening the file store: {e}")))??;
-            Ok((Arc::new(store), local, None))
+            Ok(Opened {
+                store: Arc::new(store.clone()),
+                coord: Arc::new(Local),
+                outbox: Arc::new(store),
+                shared_budget: None,
+            })
         }
         StoreBackend::Redis { url, lock_lease } => {
             let store = RedisStore::open(url, &config.store.key, *lock_lease).await?;
-            let shared = SharedBudget::new(store.connection());
-            Ok((Arc::new(store.clone()), Arc::new(store), Some(shared)))
+            Ok(Opened {
+                shared_budget: Some(SharedBudget::new(store.connection())),
+                store: Arc::new(store.clone()),
+                coord: Arc::new(store.clone()),
+                outbox: Arc::new(store),
+            })
         }
     }
 }

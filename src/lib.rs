@@ -24,7 +24,8 @@
 //! grants/       grant model (a leaf), published token, single-flight refresher with its
 //!               attempt guard and write-through, adoption, bindings, registry, virtual tokens
 //! store/        trait GrantStore (storage) and trait Coordinator (lock, refresh marker,
-//!               announcements; `Local` for one process); memory, file (redb), redis; AES-256-GCM
+//!               announcements; `Local` for one process); trait Outbox (durable delivery
+//!               queues); memory, file (redb), redis; AES-256-GCM
 //! oauth/        the Zoom token client; the caller-facing token endpoint
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
 //!               and on Zoom's per-second 429
@@ -35,8 +36,11 @@
 //!               code: a CA name-constrained to those hosts, leaves by SNI, the HTTPS
 //!               forward proxy (CONNECT) and the TLS listener, both serving as proxy/ does
 //! webhooks/     POST /webhooks/zoom: Zoom's signature verified per app, the URL
-//!               validation answered, app_deauthorized wipes the grant before the 200
-//! admin.rs      /healthz /readyz /metrics /grants /ratelimits; refresh and revoke a grant
+//!               validation answered, app_deauthorized wipes the grant before the 200;
+//!               events queued per [[webhook_target]] before the 200, couriers deliver
+//!               them in order (retries, dead letters); [[notify]] hears grants' lives
+//! admin.rs      /healthz /readyz /metrics /grants /ratelimits /deliveries; refresh and
+//!               revoke a grant
 //! admin_cli.rs  `grantmux admin`: the admin API as tables (or its JSON) for operators
 //! metrics.rs    every metric, registered once
 //! moved.rs      when something last moved: the idle-connection and upload watchdogs' clock

@@ -106,6 +106,22 @@ pub struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// `target:{name}` or `notify:{name}`.
+    pub queue: String,
+    /// `delivered`, `failed` (will be tried again), `dead` (given up) or
+    /// `unqueued` (the store refused the push; tried from memory instead).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
+    /// `pending` or `dead`.
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ZoomLimitLabels {
     /// `per_second`, `daily`, `user_daily` or `unknown`.
     pub kind: &'static str,
@@ -141,6 +157,10 @@ pub struct Metrics {
     pub webhooks: Family<WebhookLabels, Counter>,
     /// Grants wiped by Zoom's `app_deauthorized`.
     pub grants_deauthorized: Counter,
+    /// Attempts to deliver queued events, by queue and result.
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    /// Messages waiting in, and dead-lettered from, each delivery queue.
+    pub delivery_queue: Family<QueueLabels, Gauge>,
 }
 
 /// The registry and the handles, built together.
@@ -177,6 +197,8 @@ impl Metrics {
             config_reloads: Family::default(),
             webhooks: Family::default(),
             grants_deauthorized: Counter::default(),
+            deliveries: Family::default(),
+            delivery_queue: Family::default(),
         };
         // Zero series up front, so dashboards see them before the first replay.
         for cause in ["refreshed", "rotated"] {
@@ -268,6 +290,16 @@ impl Metrics {
             "grants_deauthorized",
             "Grants wiped because Zoom sent app_deauthorized",
             m.grants_deauthorized.clone(),
+        );
+        r.register(
+            "deliveries",
+            "Attempts to deliver queued webhook events and grant notifications, by result",
+            m.deliveries.clone(),
+        );
+        r.register(
+            "delivery_queue",
+            "Messages in each delivery queue, waiting or dead-lettered",
+            m.delivery_queue.clone(),
         );
         r.register(
             "ratelimit_shared_fallbacks",

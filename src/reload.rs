@@ -217,6 +217,15 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("zoom", old.zoom != new.zoom),
         ("intercept", old.intercept != new.intercept),
         ("proxy", old.proxy != new.proxy),
+        // Each target's courier and queue start with the process; the
+        // tolerance and apps' secrets are read per event and reload.
+        (
+            "webhooks (listen, delivery, webhook_target, notify)",
+            old.webhooks.listen != new.webhooks.listen
+                || old.webhooks.delivery != new.webhooks.delivery
+                || old.webhooks.targets != new.webhooks.targets
+                || old.webhooks.notify != new.webhooks.notify,
+        ),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

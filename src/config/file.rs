@@ -27,6 +27,10 @@ pub(super) struct FileConfig {
     pub(super) rate_limit: FileRateLimit,
     pub(super) log: FileLog,
     pub(super) webhooks: FileWebhooks,
+    #[serde(rename = "webhook_target")]
+    pub(super) webhook_targets: Vec<FileWebhookTarget>,
+    #[serde(rename = "notify")]
+    pub(super) notify: Vec<FileNotify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +87,30 @@ pub(super) struct FileApp {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct FileWebhooks {
     pub(super) tolerance: Option<String>,
+    pub(super) listen: Option<String>,
+    pub(super) max_attempts: Option<u32>,
+    pub(super) backoff_min: Option<String>,
+    pub(super) backoff_max: Option<String>,
+    pub(super) timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileWebhookTarget {
+    pub(super) name: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) events: Option<Vec<String>>,
+    pub(super) app: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileNotify {
+    pub(super) name: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) events: Option<Vec<String>>,
+    pub(super) secret_env: Option<String>,
+    pub(super) secret_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,20 @@ pub const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(5);
 pub const DEFAULT_RATE_LIMIT_HEADROOM: f64 = 0.05;
 /// How far a webhook's timestamp may be from our clock.
 pub const DEFAULT_WEBHOOK_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+/// Attempts per queued message before it is dead-lettered: with the backoff
+/// below, about two days of trying.
+pub const DEFAULT_DELIVERY_MAX_ATTEMPTS: u32 = 20;
+pub const DEFAULT_DELIVERY_BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub const DEFAULT_DELIVERY_BACKOFF_MAX: Duration = Duration::from_secs(3 * 60 * 60);
+/// Zoom itself waits 3 s for a webhook's answer; a system behind grantmux gets more.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lifecycle events a `[[notify]]` entry may name.
+pub const GRANT_EVENTS: &[&str] = &[
+    "grant.dead",
+    "grant.deauthorized",
+    "grant.reauthorized",
+    "grant.unpersisted",
+];
 /// A caller's (or an app's bindings') share of a budget.
 pub const DEFAULT_WEIGHT: u32 = 1;
 
@@ -85,18 +99,88 @@ pub struct Config {
     pub webhooks: Webhooks,
 }
 
-/// `[webhooks]`: how Zoom's signed events are taken in (section 3.12).
+/// `[webhooks]`, `[[webhook_target]]` and `[[notify]]`: how Zoom's signed
+/// events are taken in and fanned out, and who hears of grants' lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Webhooks {
     /// Events whose `x-zm-request-timestamp` is further than this from our
     /// clock are refused: a captured delivery cannot be replayed later.
     pub tolerance: Duration,
+    /// A listener of its own for `POST /webhooks/zoom` (an Ingress's backend),
+    /// beside the proxy listener, which always serves it too.
+    pub listen: Option<SocketAddr>,
+    pub delivery: Delivery,
+    /// Systems that receive Zoom's events, each from a queue of its own.
+    pub targets: Vec<WebhookTarget>,
+    /// Systems told when a grant dies, is deauthorized, comes back, or holds
+    /// a token the store did not take.
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// How queued events are delivered to targets and notify URLs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Attempts before a message goes to its queue's dead letters.
+    pub max_attempts: u32,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// One attempt's limit: connect, send, and the answer's status.
+    pub timeout: Duration,
+}
+
+/// `[[webhook_target]]`: one system that receives Zoom's events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// Names the queue, so that it outlives a change of `url`. Default: the URL.
+    pub name: String,
+    pub url: http::Uri,
+    /// Event types it takes (`meeting.created`, or a prefix: `meeting.*`).
+    /// Empty: every event.
+    pub events: Vec<String>,
+    /// Only this app's events (a `client_id`). `None`: every app's.
+    pub app: Option<String>,
+}
+
+/// `[[notify]]`: one system told of grants' lifecycle events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyTarget {
+    pub name: String,
+    pub url: http::Uri,
+    /// `grant.dead`, `grant.deauthorized`, `grant.reauthorized`,
+    /// `grant.unpersisted`. Empty: all of them.
+    pub events: Vec<String>,
+    /// Signs each POST (`x-grantmux-signature`).
+    pub secret: Secret,
+}
+
+/// Does `event` match one of `filters` (exact, or a prefix ending in `*`)? No filter: all.
+pub fn event_matches(filters: &[String], event: &str) -> bool {
+    filters.is_empty()
+        || filters.iter().any(|f| match f.strip_suffix('*') {
+            Some(prefix) => event.starts_with(prefix),
+            None => f == event,
+        })
 }
 
 impl Default for Webhooks {
     fn default() -> Self {
         Self {
             tolerance: DEFAULT_WEBHOOK_TOLERANCE,
+            listen: None,
+            delivery: Delivery::default(),
+            targets: Vec::new(),
+            notify: Vec::new(),
+        }
+    }
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            max_attempts: DEFAULT_DELIVERY_MAX_ATTEMPTS,
+            backoff_min: DEFAULT_DELIVERY_BACKOFF_MIN,
+            backoff_max: DEFAULT_DELIVERY_BACKOFF_MAX,
+            timeout: DEFAULT_DELIVERY_TIMEOUT,
         }
     }
 }

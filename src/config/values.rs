@@ -96,6 +96,18 @@ pub(super) fn upstream_url(
         .map_err(|_| bad("not a URL"))
 }
 
+/// Where grantmux delivers events: an `http(s)` URL with any path and query.
+/// Plain http is allowed anywhere: targets are usually in-cluster services.
+pub(super) fn target_url(key: &str, value: &str) -> Result<http::Uri, ConfigError> {
+    let bad = |reason: &str| ConfigError::Url {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    http_base(value.trim()).map_err(|r| bad(&r))?;
+    value.trim().parse().map_err(|_| bad("not a URL"))
+}
+
 /// Where callers reach grantmux: an `http(s)` URL, stored without a trailing slash.
 /// A path is allowed (grantmux may sit behind a prefix); a query or fragment is not.
 pub(super) fn public_url(key: &str, value: &str) -> Result<String, ConfigError> {

@@ -348,7 +348,9 @@ impl GrantHandle {
         });
         let persist = self.persist(next).await;
         let durable = !persist.is_held();
-        self.install(&mut flight, persist.into_record());
+        let record = persist.into_record();
+        self.raise_change(&flight.record.state, &record).await;
+        self.install(&mut flight, record);
         attempt.end().await;
         self.announce().await;
         Ok((id, durable))

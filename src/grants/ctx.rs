@@ -33,6 +33,8 @@ pub struct RefreshCtx {
     pub legacy: LegacyIndex,
     /// Adoptions whose tokens Zoom may have issued but no grant holds yet.
     pub adopting: Adopting,
+    /// Told when a grant dies, is deauthorized, comes back or goes unpersisted.
+    pub lifecycle: Arc<dyn super::Lifecycle>,
 }
 
 /// Counts adoptions in flight. Zoom revokes a user's earlier tokens the moment

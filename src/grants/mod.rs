@@ -10,6 +10,7 @@
 //! adoption.rs   codes and legacy tokens adopted under a pending grant's lock
 //! identity.rs   whose tokens these are; how a presented credential is remembered
 //! deauth.rs     app_deauthorized: tokens wiped, every binding revoked
+//! lifecycle.rs  events raised where a grant dies, is deauthorized, comes back, goes unpersisted
 //! bindings.rs   live bindings and the legacy-token index; binding writes
 //! registry.rs   every grant by key; reload, announcements, keep-alive, shutdown flush
 //! source.rs     trait TokenSource: the calls to Zoom that change a grant
@@ -25,6 +26,7 @@ mod current;
 mod deauth;
 mod handle;
 mod identity;
+mod lifecycle;
 mod model;
 mod persist;
 mod refresher;
@@ -40,6 +42,7 @@ pub use self::ctx::{Adopting, RefreshCtx, Tasks};
 pub use self::current::{Current, Freshness};
 pub use self::handle::{GrantHandle, TokenError, DEAUTHORIZED};
 pub use self::identity::{hash, Identity};
+pub use self::lifecycle::{GrantEvent, GrantEventKind, Lifecycle, Silent};
 pub use self::model::{Binding, Grant, GrantState, Issued};
 pub use self::registry::Registry;
 pub use self::source::{Mint, SourceFuture, TokenSource};

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use super::bindings;
 use super::handle::GrantHandle;
+use super::lifecycle::GrantEventKind;
 use super::model::Grant;
 use super::refresher::backoff;
 use crate::store::StoreError;
@@ -64,7 +65,9 @@ impl GrantHandle {
             }
             Err(error) => {
                 tracing::error!(grant = %self.key(), %error, "ROTATED REFRESH TOKEN NOT PERSISTED; keeping it in memory and retrying");
-                self.hold_in_memory();
+                if self.hold_in_memory() {
+                    self.raise(GrantEventKind::Unpersisted, &record).await;
+                }
                 Persist::HeldInMemory(record)
             }
         }
@@ -98,12 +101,15 @@ impl GrantHandle {
         }
     }
 
-    /// Marks the record unpersisted and starts the retry, once.
-    fn hold_in_memory(self: &Arc<Self>) {
-        if !self.unpersisted.swap(true, Ordering::AcqRel) {
+    /// Marks the record unpersisted and starts the retry, once. Returns
+    /// whether it was persisted until now.
+    fn hold_in_memory(self: &Arc<Self>) -> bool {
+        let newly = !self.unpersisted.swap(true, Ordering::AcqRel);
+        if newly {
             let this = self.clone();
             tokio::spawn(async move { this.retry_persist().await });
         }
+        newly
     }
 
     /// Writes the in-memory record until the store takes it, or shutdown

@@ -221,8 +221,11 @@ impl GrantHandle {
             .record
             .killed("Zoom answered invalid_grant to the refresh token");
         tracing::error!(grant = %self.key(), "grant is dead: Zoom refused its refresh token; the user must authorize again");
+        let before = flight.record.state.clone();
         let persist = self.persist(dead).await;
-        self.install(flight, persist.into_record());
+        let record = persist.into_record();
+        self.raise_change(&before, &record).await;
+        self.install(flight, record);
         attempt.end().await;
         self.announce().await;
         Outcome::Dead

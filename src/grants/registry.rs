@@ -9,6 +9,7 @@ use super::ctx::RefreshCtx;
 use super::handle::{GrantHandle, TokenError};
 use super::model::{Grant, Issued};
 use super::{GrantKey, Subject};
+use crate::clock::UnixMillis;
 use crate::store::StoreError;
 
 /// Grants by key. `DashMap` because adoption (new grants) and lookups happen
@@ -172,8 +173,8 @@ impl Registry {
     pub async fn deauthorize(
         &self,
         client_id: &str,
-        user: Option<&str>,
-        account: Option<&str>,
+        (user, account): (Option<&str>, Option<&str>),
+        event_ms: Option<UnixMillis>,
     ) -> Result<Vec<String>, StoreError> {
         let subjects = user
             .map(|u| Subject::User(u.to_owned()))
@@ -186,8 +187,9 @@ impl Registry {
             // Another replica may hold a grant this one never loaded.
             self.reload(&key).await;
             if let Some(grant) = self.get(&key) {
-                grant.deauthorize(now).await?;
-                wiped.push(grant.id());
+                if grant.deauthorize(now, event_ms).await? {
+                    wiped.push(grant.id());
+                }
             }
         }
         Ok(wiped)

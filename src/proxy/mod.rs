@@ -59,7 +59,7 @@ pub struct Proxy {
     /// `[[app]] weight` by client id: the share of each binding of that app.
     app_weights: ArcSwap<HashMap<String, u32>>,
     /// `POST /webhooks/zoom`.
-    webhooks: Webhooks,
+    webhooks: Arc<Webhooks>,
 }
 
 // === impl Proxy ===
@@ -72,7 +72,7 @@ impl Proxy {
         zoom: ZoomTokenClient,
         (signer, clock): (Signer, Clock),
         metrics: Metrics,
-        limiter: RateLimiter,
+        (limiter, webhooks): (RateLimiter, Arc<Webhooks>),
     ) -> Self {
         let api = &config.zoom.api_url;
         let api_authority = api
@@ -93,7 +93,6 @@ impl Proxy {
             let hosts = config.intercept.hosts.iter();
             own_authorities.extend(hosts.filter_map(|h| Authority::try_from(h.as_str()).ok()));
         }
-        let webhooks = Webhooks::new(config, registry.clone(), clock.clone(), metrics.clone());
         let oauth = OAuthEndpoint::new(
             config,
             registry.clone(),

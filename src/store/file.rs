@@ -3,8 +3,14 @@
 //! The state folder (`store.path`, created with mode 0700) holds:
 //!
 //! ```text
-//! grants.redb   table `grants`: grant id -> seal(serde_json(Grant), aad = grant id)
-//!               table `meta`:   "key_check" -> seal(KEY_CHECK_PLAINTEXT)
+//! grants.redb   table `grants`:       grant id -> seal(serde_json(Grant), aad = grant id)
+//!               table `meta`:         "key_check" -> seal(KEY_CHECK_PLAINTEXT)
+//!                                     "wipe_pending" -> [], while a wipe's rewrite is owed
+//!               table `outbox`:       (queue, id) -> seal(serde_json(Envelope),
+//!                                                      aad = "outbox/{queue}/{id}")
+//!               table `dead_letters`: (queue, id) -> seal(serde_json(Envelope),
+//!                                                      aad = "dead/{queue}/{id}")
+//!               table `outbox_seq`:   "last_id" -> the last message id handed out
 //! key           the generated store key (KeySource::Generated only), mode 0600
 //! ```
 //!
@@ -12,15 +18,22 @@
 //! `Durability::Immediate` (fsync before `commit` returns), with the version fence
 //! checked inside it. Opening an existing folder writes nothing until the key check
 //! has passed: the database is first opened through `scratch::ScratchBackend`.
+//! The outbox tables are created by their first write (`outbox`); a store
+//! written before they existed reads as empty queues. `save_wiped` rewrites the
+//! whole database into a new file (`rewrite`), because redb is copy-on-write and
+//! the freed pages of the old file still hold the wiped grant's sealed tokens.
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use redb::{Database, ReadableTable, TableDefinition};
+use arc_swap::ArcSwap;
+use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 pub(super) mod open;
+mod outbox;
+mod rewrite;
 mod scratch;
 
 use super::crypto::Cipher;
@@ -32,8 +45,20 @@ pub const DB_FILE: &str = "grants.redb";
 pub const KEY_FILE: &str = "key";
 const GRANTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("grants");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+/// Waiting messages by queue, oldest (smallest id) first.
+const OUTBOX: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("outbox");
+/// Buried messages by queue, oldest first, at most `MAX_DEAD_LETTERS` each.
+const DEAD_LETTERS: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("dead_letters");
+/// One row, [`LAST_ID`]: ids rise across restarts even when every queue is empty.
+const OUTBOX_SEQ: TableDefinition<'_, &str, u64> = TableDefinition::new("outbox_seq");
+const LAST_ID: &str = "last_id";
 const KEY_CHECK: &str = "key_check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"grantmux store key check v1";
+/// Present in `meta` from the commit of a wiped grant until the rewrite that
+/// drops the old file is done; seen at open, the rewrite is finished then.
+const WIPE_PENDING: &str = "wipe_pending";
+/// Where `rewrite` builds the new database before renaming it over [`DB_FILE`].
+const COMPACT_FILE: &str = "grants.redb.compact";
 /// redb's default page cache is 1 GiB. Start-up reads every page once and the OS
 /// page cache keeps them anyway, so a small cache keeps memory per grant low.
 const CACHE_BYTES: usize = 16 << 20;
@@ -51,7 +76,14 @@ pub struct FileStore {
 }
 
 struct Inner {
-    db: Database,
+    /// Swapped whole by `rewrite`. Readers take the current one for one
+    /// transaction and never wait; one still in the old file reads the
+    /// snapshot it began with, as any redb read transaction does.
+    db: ArcSwap<Database>,
+    /// Held by every write transaction and by the whole rewrite, so that no
+    /// write can land in the old file after the copy began. redb runs one write
+    /// transaction at a time anyway, so this costs writers nothing.
+    writer: Mutex<()>,
     cipher: Cipher,
     /// Derived from the store key, so virtual tokens survive a restart.
     signing_key: [u8; 32],
@@ -92,14 +124,16 @@ impl FileStore {
     fn open_unguarded(folder: &Path, key: &KeySource) -> Result<Self, StoreError> {
         let (db, cipher, signing_key) = open::open(folder, key)?;
         tracing::info!(folder = %folder.display(), "file store open");
-        let folder = folder.to_owned();
+        let inner = Inner {
+            db: ArcSwap::from_pointee(db),
+            writer: Mutex::new(()),
+            cipher,
+            signing_key,
+            folder: folder.to_owned(),
+        };
+        inner.finish_pending_wipe();
         Ok(Self {
-            inner: Arc::new(Inner {
-                db,
-                cipher,
-                signing_key,
-                folder,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -154,6 +188,27 @@ impl GrantStore for FileStore {
         Box::pin(async move {
             let sealed = sealed?;
             blocking(move || inner.write(&[sealed])).await
+        })
+    }
+
+    /// The versioned save, then a rewrite of the whole database into a new
+    /// file (see `rewrite`); `Ok` only once both are done and durable.
+    ///
+    /// The save commits a `wipe_pending` mark with the grant, and the rewrite
+    /// drops it, so a crash between the two is finished at the next open. What
+    /// stays open: if the rewrite fails here (a full disk), the caller answers
+    /// Zoom 500, and Zoom's retry finds the grant already wiped and does not
+    /// call this again; the old pages then stay until the next wipe or restart.
+    fn save_wiped<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {
+        if crate::failpoint::failing("store_save") {
+            let failed = StoreError::Unavailable("failpoint store_save: the write failed".into());
+            return Box::pin(async move { Err(failed) });
+        }
+        let inner = self.inner.clone();
+        let sealed = inner.seal(grant);
+        Box::pin(async move {
+            let sealed = sealed?;
+            blocking(move || inner.write_wiped(&sealed)).await
         })
     }
 
@@ -215,7 +270,14 @@ impl Inner {
 
     /// Copies every record out of the table, [`CHUNK`] at a time, into `chunks`.
     fn scan(&self, chunks: &mpsc::SyncSender<Chunk>) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(at(&self.folder))?;
+        self.read(|txn| self.scan_in(txn, chunks))
+    }
+
+    fn scan_in(
+        &self,
+        txn: &ReadTransaction,
+        chunks: &mpsc::SyncSender<Chunk>,
+    ) -> Result<(), StoreError> {
         let table = txn.open_table(GRANTS).map_err(at(&self.folder))?;
         let mut chunk = Vec::with_capacity(CHUNK);
         for entry in table.iter().map_err(at(&self.folder))? {
@@ -248,35 +310,80 @@ impl Inner {
     }
 
     fn read_one(&self, id: &str) -> Result<Option<Grant>, StoreError> {
-        let txn = self.db.begin_read().map_err(at(&self.folder))?;
-        let table = txn.open_table(GRANTS).map_err(at(&self.folder))?;
-        let sealed = table.get(id).map_err(at(&self.folder))?;
-        sealed.map(|s| self.decode(id, s.value())).transpose()
+        self.read(|txn| {
+            let table = txn.open_table(GRANTS).map_err(at(&self.folder))?;
+            let sealed = table.get(id).map_err(at(&self.folder))?;
+            sealed.map(|s| self.decode(id, s.value())).transpose()
+        })
     }
 
     /// One durable transaction: fence every record on its stored version, insert,
     /// commit (fsync). Any conflict aborts the whole transaction.
     fn write(&self, records: &[Sealed]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(at(&self.folder))?;
-        {
-            let mut table = txn.open_table(GRANTS).map_err(at(&self.folder))?;
-            for Sealed { id, version, bytes } in records {
-                let stored = table.get(id.as_str()).map_err(at(&self.folder))?;
-                let stored = stored.map(|s| self.decode(id, s.value())).transpose()?;
-                if let Some(stored) = stored.filter(|g| g.version >= *version) {
-                    // Dropping the transaction aborts it.
-                    return Err(StoreError::Conflict {
-                        key: id.clone(),
-                        stored: stored.version,
-                        attempted: *version,
-                    });
-                }
-                table
-                    .insert(id.as_str(), bytes.as_slice())
-                    .map_err(at(&self.folder))?;
+        self.write_txn(|txn| self.put_grants(txn, records))
+    }
+
+    /// `write` of one wiped grant, marked so that the rewrite is owed even
+    /// across a crash, then the rewrite.
+    fn write_wiped(&self, record: &Sealed) -> Result<(), StoreError> {
+        self.write_txn(|txn| {
+            self.put_grants(txn, std::slice::from_ref(record))?;
+            let mut meta = txn.open_table(META).map_err(at(&self.folder))?;
+            meta.insert(WIPE_PENDING, [].as_slice())
+                .map_err(at(&self.folder))?;
+            Ok(())
+        })?;
+        self.rewrite()
+    }
+
+    /// The fenced inserts of `write`. An error aborts the caller's transaction.
+    fn put_grants(&self, txn: &WriteTransaction, records: &[Sealed]) -> Result<(), StoreError> {
+        let mut table = txn.open_table(GRANTS).map_err(at(&self.folder))?;
+        for Sealed { id, version, bytes } in records {
+            let stored = table.get(id.as_str()).map_err(at(&self.folder))?;
+            let stored = stored.map(|s| self.decode(id, s.value())).transpose()?;
+            if let Some(stored) = stored.filter(|g| g.version >= *version) {
+                return Err(StoreError::Conflict {
+                    key: id.clone(),
+                    stored: stored.version,
+                    attempted: *version,
+                });
             }
+            table
+                .insert(id.as_str(), bytes.as_slice())
+                .map_err(at(&self.folder))?;
         }
-        txn.commit().map_err(at(&self.folder))
+        Ok(())
+    }
+
+    /// Runs `work` in one read transaction of the current database.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.db.load_full();
+        let txn = db.begin_read().map_err(at(&self.folder))?;
+        work(&txn)
+    }
+
+    /// Runs `work` in one write transaction and commits it durably if `work`
+    /// succeeds; an error drops the transaction, which aborts it.
+    fn write_txn<T>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _writer = self.writer();
+        let db = self.db.load_full();
+        let txn = db.begin_write().map_err(at(&self.folder))?;
+        let done = work(&txn)?;
+        txn.commit().map_err(at(&self.folder))?;
+        Ok(done)
+    }
+
+    /// The writers' lock. Poisoning only means a writer panicked (a damaged
+    /// file); its transaction was dropped, so nothing is half written.
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn seal(&self, grant: &Grant) -> Result<Sealed, StoreError> {
@@ -288,13 +395,26 @@ impl Inner {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(at(&self.folder))?;
-        txn.open_table(GRANTS).map(drop).map_err(at(&self.folder))
+        self.read(|txn| txn.open_table(GRANTS).map(drop).map_err(at(&self.folder)))
     }
 
     fn decode(&self, id: &str, sealed: &[u8]) -> Result<Grant, StoreError> {
         self.cipher
             .open_grant(&self.folder.display().to_string(), id, sealed)
+    }
+}
+
+/// `table` as of `txn`, or `None` if it was never created: the outbox tables
+/// appear with their first write, and a store older than them has none.
+fn open_if_present<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    table: TableDefinition<'_, K, V>,
+    path: &Path,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(table) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(db_error(path, e.into())),
     }
 }
 
@@ -335,6 +455,80 @@ fn db_error(path: &Path, e: redb::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::outbox::{contract, Outbox};
+
+    fn temp_store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::TempDir::new().expect("tempdir");
+        let store = FileStore::open(dir.path(), &KeySource::Generated).expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn file_outbox_keeps_the_contract() {
+        let (_dir, store) = temp_store();
+        contract::run(&store).await;
+        let (_dir, store) = temp_store();
+        contract::dead_letters_are_capped(&store).await;
+    }
+
+    /// A store created before the outbox had its tables (as every new store
+    /// still is until the first push) reads as empty queues, also after a reopen.
+    #[tokio::test]
+    async fn a_store_without_outbox_tables_reads_as_empty_queues() {
+        let (dir, store) = temp_store();
+        drop(store);
+        let store = FileStore::open(dir.path(), &KeySource::Generated).expect("reopen");
+        assert_eq!(store.head("q").await.expect("head"), None);
+        assert_eq!(store.counts("q").await.expect("counts"), Default::default());
+        assert_eq!(store.dead("q", 10).await.expect("dead"), []);
+        store.ack("q", 1).await.expect("a stale ack on no table");
+    }
+
+    #[tokio::test]
+    async fn queued_messages_survive_a_reopen_in_order_and_ids_keep_rising() {
+        let (dir, store) = temp_store();
+        let (q, drained) = (vec!["q".to_owned()], vec!["drained".to_owned()]);
+        for n in 0..3 {
+            store
+                .push(&q, &contract::message("e", n))
+                .await
+                .expect("push");
+        }
+        // The newest id ever handed out leaves with its queue's last message.
+        store
+            .push(&drained, &contract::message("gone", 9))
+            .await
+            .expect("push");
+        let gone = store.head("drained").await.expect("head").expect("one");
+        store.ack("drained", gone.id).await.expect("ack");
+        drop(store);
+
+        let store = FileStore::open(dir.path(), &KeySource::Generated).expect("reopen");
+        let mut seen = Vec::new();
+        while let Some(head) = store.head("q").await.expect("head") {
+            seen.push((head.id, head.message.clone()));
+            store.ack("q", head.id).await.expect("ack");
+        }
+        let messages: Vec<_> = seen.iter().map(|(_, m)| m.clone()).collect();
+        assert_eq!(
+            messages,
+            (0..3)
+                .map(|n| contract::message("e", n))
+                .collect::<Vec<_>>()
+        );
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        store
+            .push(&q, &contract::message("after", 4))
+            .await
+            .expect("push");
+        let after = store.head("q").await.expect("head").expect("one");
+        assert!(
+            after.id > gone.id,
+            "id {} after reopen, {} before",
+            after.id,
+            gone.id
+        );
+    }
 
     #[tokio::test]
     async fn a_panic_in_the_database_engine_reads_as_a_damaged_file() {

@@ -13,6 +13,7 @@
 mod crypto;
 mod file;
 mod memory;
+pub mod outbox;
 mod redis;
 
 use std::future::Future;
@@ -21,7 +22,8 @@ use std::pin::Pin;
 
 pub use self::crypto::{KeyError, StoreKey};
 pub use self::file::{FileStore, DB_FILE, KEY_FILE};
-pub use self::memory::MemoryStore;
+pub use self::memory::{MemoryOutbox, MemoryStore};
+pub use self::outbox::{Envelope, Message, Outbox, QueueCounts};
 pub use self::redis::RedisStore;
 use crate::grants::{Grant, GrantKey};
 
@@ -38,6 +40,13 @@ pub trait GrantStore: Send + Sync + std::fmt::Debug + 'static {
     /// Durably writes `grant` if the stored version is below `grant.version` (or absent).
     /// Returns when the write is durable.
     fn save<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()>;
+
+    /// Writes a wiped grant (Zoom's `app_deauthorized`) as `save` does, and
+    /// returns only once no earlier copy of its tokens stays readable in the
+    /// store's own files. A store that keeps no old copies just saves.
+    fn save_wiped<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {
+        self.save(grant)
+    }
 
     /// Is the store reachable? Used by `/readyz`.
     fn ping(&self) -> StoreFuture<'_, ()>;

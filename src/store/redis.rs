@@ -1,6 +1,7 @@
 //! The shared store for many replicas: grants in Redis, sealed with AES-256-GCM
 //! as in the file store, with a fenced per-grant refresh lock and pub/sub
-//! announcements (DESIGN §3.6). Key names and scripts: [`scripts`].
+//! announcements (DESIGN §3.6), and the delivery queues ([`outbox`]). Key
+//! names and scripts: [`scripts`].
 //!
 //! Commands go through one `ConnectionManager`, which reconnects by itself. It
 //! is set to fail fast: while Redis is down a refresh must not wait long for a
@@ -16,6 +17,7 @@ use tokio::sync::broadcast;
 
 mod changes;
 mod lock;
+mod outbox;
 mod scripts;
 
 use self::changes::Subscriber;

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! signature.rs  x-zm-signature: verify (constant time, timestamp tolerance), sign, URL validation
+//! deliver.rs    the durable queues' couriers: head-of-line, backoff, dead letters
+//! notify.rs     [[notify]]: grant lifecycle events, signed, through the same queues
 //! ```
 //!
 //! Every delivery is verified against the secret token of each app that has
@@ -12,7 +14,13 @@
 //! `endpoint.url_validation` is answered with the HMAC of its `plainToken`.
 //! `app_deauthorized` wipes the grant before Zoom gets its 200: Zoom retries a
 //! failed delivery, so an acknowledgement only follows a durable wipe.
+//!
+//! Every verified event but the validation challenge is then fanned out: queued
+//! durably, in one write, for each `[[webhook_target]]` that takes it, and only
+//! then acknowledged. Delivery happens later, from the queues (`deliver.rs`).
 
+pub mod deliver;
+pub mod notify;
 pub mod signature;
 
 use std::sync::Arc;
@@ -33,6 +41,10 @@ use crate::config::Config;
 use crate::grants::Registry;
 use crate::metrics::{Metrics, WebhookLabels};
 use crate::secret::Secret;
+use crate::store::Message;
+
+pub use self::deliver::Outgoing;
+pub use self::notify::Notifier;
 
 /// Zoom's events are small; a larger body is not Zoom's.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -43,6 +55,8 @@ pub struct Webhooks {
     /// What a config reload may change, swapped whole.
     settings: ArcSwap<Settings>,
     registry: Arc<Registry>,
+    /// Where verified events are queued for `[[webhook_target]]`s.
+    outgoing: Arc<Outgoing>,
     clock: Clock,
     metrics: Metrics,
 }
@@ -59,6 +73,8 @@ struct Settings {
 #[derive(Debug, Deserialize)]
 struct Event {
     event: String,
+    /// When Zoom raised it, Unix ms.
+    event_ts: Option<u64>,
     #[serde(default)]
     payload: Payload,
 }
@@ -99,10 +115,17 @@ impl Received {
 // === impl Webhooks ===
 
 impl Webhooks {
-    pub fn new(config: &Config, registry: Arc<Registry>, clock: Clock, metrics: Metrics) -> Self {
+    pub fn new(
+        config: &Config,
+        registry: Arc<Registry>,
+        outgoing: Arc<Outgoing>,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             settings: ArcSwap::from_pointee(Settings::of(config)),
             registry,
+            outgoing,
             clock,
             metrics,
         }
@@ -111,6 +134,18 @@ impl Webhooks {
     /// Takes rotated secret tokens and a new tolerance from a reloaded config.
     pub fn reload(&self, config: &Config) {
         self.settings.store(Arc::new(Settings::of(config)));
+        self.outgoing.reload(config);
+    }
+
+    /// The service of `webhooks.listen`: `/webhooks/zoom`, and 404 for the rest.
+    pub async fn serve(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, std::convert::Infallible> {
+        Ok(match req.uri().path() {
+            "/webhooks/zoom" => self.handle(req).await,
+            _ => zoom_error(StatusCode::NOT_FOUND, "Not found."),
+        })
     }
 
     /// `POST /webhooks/zoom`.
@@ -169,14 +204,70 @@ impl Webhooks {
                 zoom_error(StatusCode::BAD_REQUEST, "Not a Zoom event."),
             );
         };
-        match event.event.as_str() {
-            "endpoint.url_validation" => self.validate(app, &event.payload),
-            "app_deauthorized" => self.deauthorize(app, &event.payload).await,
+        let acted = match event.event.as_str() {
+            "endpoint.url_validation" => return self.validate(app, &event.payload),
+            "app_deauthorized" => self.deauthorize(app, &event).await,
             other => {
                 tracing::info!(app = %app.0, event = other, "webhook event");
                 (Received::Accepted, body::json(StatusCode::OK, &json!({})))
             }
+        };
+        if acted.1.status() != StatusCode::OK {
+            return acted;
         }
+        match self
+            .fan_out(&app.0, &event.event, &parts.headers, &raw)
+            .await
+        {
+            Ok(()) => acted,
+            Err(error) => {
+                tracing::error!(app = %app.0, event = %event.event, %error, "webhook not queued for its targets; Zoom will deliver again");
+                (
+                    Received::Failed,
+                    zoom_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "The event could not be stored.",
+                    ),
+                )
+            }
+        }
+    }
+
+    /// Queues the event, with Zoom's `x-zm-*` headers, for every target that
+    /// takes this app's events of this type: one durable write for all.
+    async fn fan_out(
+        &self,
+        client_id: &str,
+        event: &str,
+        headers: &http::HeaderMap,
+        raw: &Bytes,
+    ) -> Result<(), crate::store::StoreError> {
+        let names: Vec<String> = self
+            .outgoing
+            .queues()
+            .filter(|q| q.notify_secret.is_none())
+            .filter(|q| q.app.as_deref().is_none_or(|a| a == client_id))
+            .filter(|q| crate::config::event_matches(&q.events, event))
+            .map(|q| q.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let headers = headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-zm-"))
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+            .collect();
+        let message = Message {
+            kind: deliver::ZOOM.to_owned(),
+            event: event.to_owned(),
+            app: Some(client_id.to_owned()),
+            // Parsed as JSON above, so it is UTF-8.
+            body: String::from_utf8_lossy(raw).into_owned(),
+            headers,
+            queued_at_ms: self.clock.now_ms(),
+        };
+        self.outgoing.push(&names, &message).await
     }
 
     fn validate(
@@ -200,8 +291,9 @@ impl Webhooks {
     async fn deauthorize(
         &self,
         (client_id, _): &(String, Secret),
-        payload: &Payload,
+        event: &Event,
     ) -> (Received, Response<Body>) {
+        let payload = &event.payload;
         // The payload names its app; a delivery signed by one app's secret
         // may only uninstall that app.
         if payload.client_id.as_deref().is_some_and(|c| c != client_id) {
@@ -213,7 +305,10 @@ impl Webhooks {
         }
         let user = payload.user_id.as_deref().filter(|u| !u.is_empty());
         let account = payload.account_id.as_deref().filter(|a| !a.is_empty());
-        match self.registry.deauthorize(client_id, user, account).await {
+        let wipe = self
+            .registry
+            .deauthorize(client_id, (user, account), event.event_ts);
+        match wipe.await {
             Ok(wiped) => {
                 for id in &wiped {
                     tracing::info!(grant = %id, "app_deauthorized: grant wiped, every binding revoked");

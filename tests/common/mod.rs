@@ -8,3 +8,4 @@ pub(crate) mod client;
 pub(crate) mod dns;
 pub(crate) mod logs;
 pub(crate) mod process;
+pub(crate) mod receiver;

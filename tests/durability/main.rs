@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod crash;
+mod delivery;
 mod kills;
 mod process;
 mod support;

@@ -8,19 +8,25 @@ pub(crate) use crate::common::process::{Grantmux, CLIENT, SECRET};
 
 /// Writes the config for a file store in `dir/state` pointing at `sim`.
 pub(crate) fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
+    write_config_with(dir, sim, "", "")
+}
+
+/// [`write_config`] with `app` added to the app's section and `rest` after
+/// the store's.
+pub(crate) fn write_config_with(dir: &Path, sim: &SimHandle, rest: &str, app: &str) -> PathBuf {
     let state = dir.join("state");
     crate::common::process::write_config(
         dir,
         &sim.base_url(),
         &format!(
-            r#"
+            r#"{app}
 [store]
 backend = "file"
 path = "{state}"
 [refresh]
 backoff_min = "50ms"
 backoff_max = "200ms"
-"#,
+{rest}"#,
             state = state.display()
         ),
     )

@@ -6,6 +6,8 @@ mod account;
 mod bad_input;
 mod client;
 mod client_auth;
+#[path = "../common/receiver.rs"]
+mod receiver;
 mod revoke;
 mod sharing;
 mod support;

@@ -11,6 +11,7 @@ mod common;
 mod fairness;
 mod legacy;
 mod outage;
+mod outbox;
 mod pickup;
 mod ratelimit;
 mod rotation;

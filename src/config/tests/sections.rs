@@ -433,3 +433,77 @@ fn webhook_secrets_and_tolerance() {
         "webhooks.tolerance",
     );
 }
+
+#[test]
+fn webhook_targets_and_notify_urls() {
+    let c = ok("");
+    assert!(c.webhooks.targets.is_empty() && c.webhooks.notify.is_empty());
+    assert_eq!(c.webhooks.delivery, Delivery::default());
+    let env = env().var("NOTIFY_SECRET", "n-1");
+    let text = format!(
+        r#"{MINIMAL}
+[webhooks]
+listen = "127.0.0.1:9099"
+max_attempts = 5
+backoff_min = "2s"
+backoff_max = "1m"
+timeout = "3s"
+[[webhook_target]]
+url = "http://billing.internal:8080/zoom?team=a"
+[[webhook_target]]
+name = "crm"
+url = "https://crm.example/hooks"
+events = ["meeting.*", "app_deauthorized"]
+[[notify]]
+url = "https://ops.example/grantmux"
+secret_env = "NOTIFY_SECRET"
+events = ["grant.dead"]
+"#
+    );
+    let c = Config::from_toml_str(&text, &env).expect("valid");
+    let w = &c.webhooks;
+    assert_eq!(w.listen, Some("127.0.0.1:9099".parse().expect("addr")));
+    assert_eq!(
+        w.delivery,
+        Delivery {
+            max_attempts: 5,
+            backoff_min: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(60),
+            timeout: Duration::from_secs(3),
+        }
+    );
+    assert_eq!(
+        w.targets[0].name, "http://billing.internal:8080/zoom?team=a",
+        "named by URL"
+    );
+    assert_eq!(w.targets[1].name, "crm");
+    assert!(event_matches(&w.targets[1].events, "meeting.ended"));
+    assert!(!event_matches(&w.targets[1].events, "recording.completed"));
+    assert!(
+        event_matches(&w.targets[0].events, "recording.completed"),
+        "no filter: all"
+    );
+    assert_eq!(w.notify[0].secret.expose(), "n-1");
+
+    let bad = [
+        ("[[webhook_target]]\nname = \"x\"\n", "webhook_target[0].url"),
+        ("[[webhook_target]]\nurl = \"ftp://x\"\n", "webhook_target[0].url"),
+        (
+            "[[webhook_target]]\nurl = \"http://a/\"\n[[webhook_target]]\nurl = \"http://a/\"\n",
+            "webhook_target[1].name",
+        ),
+        ("[[webhook_target]]\nurl = \"http://a/\"\napp = \"nobody\"\n", "webhook_target[0].app"),
+        ("[[webhook_target]]\nurl = \"http://a/\"\nevents = [\"*\"]\n", "webhook_target[0].events"),
+        ("[[notify]]\nurl = \"http://a/\"\n", "notify[0].secret_env"),
+        (
+            "[[notify]]\nurl = \"http://a/\"\nsecret_env = \"NOTIFY_SECRET\"\nevents = [\"grant.died\"]\n",
+            "notify[0].events",
+        ),
+        ("[webhooks]\nmax_attempts = 0\n", "webhooks.max_attempts"),
+        ("[webhooks]\nbackoff_min = \"1m\"\nbackoff_max = \"1s\"\n", "webhooks.backoff_max"),
+        ("[webhooks]\nlisten = \"not-an-address\"\n", "webhooks.listen"),
+    ];
+    for (extra, key) in bad {
+        fails_on(&format!("{MINIMAL}{extra}"), &env, key);
+    }
+}

@@ -16,7 +16,7 @@ use super::file::{
 };
 use super::values::{
     duration, invalid, nonzero, nonzero_duration, one_secret, public_url, read_nonempty, resolve,
-    socket_addr, upstream_url,
+    socket_addr, target_url, upstream_url,
 };
 use super::*;
 
@@ -24,6 +24,7 @@ mod callers;
 mod intercept;
 mod rate_limit;
 mod store;
+mod webhooks;
 
 use self::callers::callers;
 use self::intercept::intercept;
@@ -40,13 +41,13 @@ pub(super) fn config(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let intercept = intercept(file.intercept, &listen, &store, env)?;
     let rate_limit = rate_limit::rate_limit(&file.rate_limit)?;
     let log = log(file.log)?;
-    let webhooks = Webhooks {
-        tolerance: nonzero_duration(
-            "webhooks.tolerance",
-            file.webhooks.tolerance.as_deref(),
-            DEFAULT_WEBHOOK_TOLERANCE,
-        )?,
-    };
+    let webhooks = webhooks::webhooks(
+        &file.webhooks,
+        file.webhook_targets,
+        file.notify,
+        (&apps, &listen),
+        env,
+    )?;
     Ok(Config {
         listen,
         zoom,

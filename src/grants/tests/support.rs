@@ -294,6 +294,7 @@ impl World {
             tasks: Tasks::default(),
             legacy: LegacyIndex::default(),
             adopting: Adopting::default(),
+            lifecycle: Arc::new(crate::grants::Silent),
         });
         let registry = Registry::load(ctx).await.expect("registry");
         Self {

@@ -202,7 +202,7 @@ fn check_key(db: &Database, cipher: &Cipher, db_path: &Path) -> Result<(), Store
     }
 }
 
-fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+pub(super) fn remove_if_present(path: &Path) -> Result<(), StoreError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(path, "cannot remove", &e)),
         _ => Ok(()),
@@ -210,7 +210,7 @@ fn remove_if_present(path: &Path) -> Result<(), StoreError> {
 }
 
 /// fsync the folder so that a rename survives a crash.
-fn sync_parent(path: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_parent(path: &Path) -> Result<(), StoreError> {
     let parent = path.parent().unwrap_or(Path::new("."));
     File::open(parent)
         .and_then(|dir| dir.sync_all())

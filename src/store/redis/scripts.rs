@@ -7,10 +7,22 @@
 //! grantmux:intent:{ID}   string  "VERSION OWNER": a refresh of VERSION went to Zoom
 //! grantmux:key_check     string  seal(KEY_CHECK_PLAINTEXT): every replica has one key
 //! grantmux:changes       pub/sub channel, messages "INSTANCE ID"
+//!
+//! grantmux:outbox:{Q}        list  queue Q's waiting messages, oldest first (LINDEX 0 is the head)
+//! grantmux:outbox_dead:{Q}   list  Q's dead letters, oldest first, at most MAX_DEAD_LETTERS
+//! grantmux:outbox_claim:{Q}  string  instance token of the replica delivering Q (SET NX PX)
+//! grantmux:outbox_ids        string  the last message id handed out (INCRBY)
 //! ```
 //!
-//! The braces are Redis Cluster hash tags, so that a grant's keys would share a
-//! slot; the index set does not, and grantmux supports a single primary only.
+//! An outbox item is `"ID:" + seal(serde_json(Envelope), aad = "outbox/Q")`:
+//! the decimal id in the clear, so that a script can tell which message is at
+//! a queue's head (sealing uses a fresh nonce, so equal envelopes never seal
+//! alike), and the sealed envelope, which holds the id too and is checked
+//! against it when opened. See `outbox.rs`.
+//!
+//! The braces are Redis Cluster hash tags, so that a grant's keys, or a queue's
+//! two lists, would share a slot; the index set and a push to several queues do
+//! not, and grantmux supports a single primary only.
 
 use redis::Script;
 
@@ -72,6 +84,87 @@ end
 return 0
 ";
 
+/// Lua helpers of the outbox scripts. Ids are compared as decimal strings
+/// (longer is larger), never as Lua numbers: those are doubles.
+const OUTBOX_HELPERS: &str = r"
+local function id_of(item)
+  return string.match(item, '^(%d+):') or ''
+end
+local function above(a, b)
+  return #a > #b or (#a == #b and a > b)
+end
+local function head_is(key, id)
+  local head = redis.call('LINDEX', key, 0)
+  return head and id_of(head) == id
+end
+";
+
+/// Appends one item to each queue, all or none. KEYS: the id counter, then one
+/// list per item. ARGV: the items. Returns 0, adding nothing, if a queue's
+/// tail has a higher id than the item meant for it (another replica reserved
+/// ids before us but pushed after): ids must rise in queue order, so the
+/// caller reserves new ids and tries again. A counter below that tail (deleted
+/// by hand) is raised to it, so that the next reservation passes.
+const OUTBOX_PUSH: &str = r"
+for i = 2, #KEYS do
+  local tail = redis.call('LINDEX', KEYS[i], -1)
+  if tail and above(id_of(tail), id_of(ARGV[i - 1])) then
+    if above(id_of(tail), redis.call('GET', KEYS[1]) or '0') then
+      redis.call('SET', KEYS[1], id_of(tail))
+    end
+    return 0
+  end
+end
+for i = 2, #KEYS do
+  redis.call('RPUSH', KEYS[i], ARGV[i - 1])
+end
+return 1
+";
+
+/// Rewrites the head if its id is the expected one. KEYS: queue. ARGV: id, item.
+const OUTBOX_UPDATE: &str = r"
+if head_is(KEYS[1], ARGV[1]) then
+  redis.call('LSET', KEYS[1], 0, ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Removes the head if its id is the expected one. KEYS: queue. ARGV: id.
+const OUTBOX_ACK: &str = r"
+if head_is(KEYS[1], ARGV[1]) then
+  redis.call('LPOP', KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// Moves the head, if its id is the expected one, to the dead letters as
+/// `item` (its final delivery record), keeping the newest `max`. KEYS: queue,
+/// dead letters. ARGV: id, item, max.
+const OUTBOX_BURY: &str = r"
+if head_is(KEYS[1], ARGV[1]) then
+  redis.call('LPOP', KEYS[1])
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  return 1
+end
+return 0
+";
+
+/// Takes a queue's delivery claim, or renews it if it is already ours.
+/// KEYS: claim. ARGV: instance token, lease ms. Returns 1 if we hold it.
+const OUTBOX_CLAIM: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
 /// The scripts, hashed once (`EVALSHA`, falling back to `EVAL` after a restart).
 #[derive(Debug)]
 pub(super) struct Scripts {
@@ -80,6 +173,11 @@ pub(super) struct Scripts {
     pub(super) release: Script,
     pub(super) begin_refresh: Script,
     pub(super) end_refresh: Script,
+    pub(super) outbox_push: Script,
+    pub(super) outbox_update: Script,
+    pub(super) outbox_ack: Script,
+    pub(super) outbox_bury: Script,
+    pub(super) outbox_claim: Script,
 }
 
 // === impl Keys ===
@@ -108,6 +206,22 @@ impl Keys {
     pub(super) fn channel() -> String {
         format!("{PREFIX}changes")
     }
+
+    pub(super) fn outbox(queue: &str) -> String {
+        format!("{PREFIX}outbox:{{{queue}}}")
+    }
+
+    pub(super) fn outbox_dead(queue: &str) -> String {
+        format!("{PREFIX}outbox_dead:{{{queue}}}")
+    }
+
+    pub(super) fn outbox_claim(queue: &str) -> String {
+        format!("{PREFIX}outbox_claim:{{{queue}}}")
+    }
+
+    pub(super) fn outbox_ids() -> String {
+        format!("{PREFIX}outbox_ids")
+    }
 }
 
 // === impl Scripts ===
@@ -120,6 +234,16 @@ impl Scripts {
             release: Script::new(RELEASE),
             begin_refresh: Script::new(BEGIN_REFRESH),
             end_refresh: Script::new(END_REFRESH),
+            outbox_push: outbox_script(OUTBOX_PUSH),
+            outbox_update: outbox_script(OUTBOX_UPDATE),
+            outbox_ack: outbox_script(OUTBOX_ACK),
+            outbox_bury: outbox_script(OUTBOX_BURY),
+            outbox_claim: Script::new(OUTBOX_CLAIM),
         }
     }
+}
+
+/// An outbox script with the helpers it calls in front.
+fn outbox_script(body: &str) -> Script {
+    Script::new(&format!("{OUTBOX_HELPERS}{body}"))
 }

@@ -1,0 +1,141 @@
+//! Webhook fan-out across a target's outage and a `kill -9` of grantmux: every
+//! event Zoom was told "200" for reaches the target, once, in order.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use grantmux::sim::{Sim, SimConfig};
+use grantmux::webhooks::signature;
+use http::Method;
+use serde_json::json;
+
+use crate::common::receiver::Receiver;
+use crate::process::{write_config_with, Grantmux};
+use crate::support::{admin_json, call, http, Http};
+
+const WEBHOOK_SECRET: &str = "whsec-durable-0123";
+/// How long the target stays unreachable.
+const OUTAGE: Duration = Duration::from_secs(30);
+const EVENTS_PER_LIFE: u64 = 5;
+
+/// Sends Zoom's signed `meeting.started` number `n` to grantmux's endpoint.
+async fn zoom_sends(http: &Http, proxy: std::net::SocketAddr, n: u64) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("time");
+    let body = json!({"event": "meeting.started", "event_ts": now.as_millis() as u64,
+        "payload": {"account_id": "acct-1", "object": {"id": n}}})
+    .to_string();
+    let ts = now.as_secs().to_string();
+    let sig = signature::sign(WEBHOOK_SECRET.as_bytes(), &ts, body.as_bytes());
+    let (status, answer) = call(
+        http,
+        Method::POST,
+        &format!("http://{proxy}/webhooks/zoom"),
+        &[
+            ("content-type", "application/json"),
+            ("x-zm-signature", &sig),
+            ("x-zm-request-timestamp", &ts),
+            ("x-zm-trackingid", &format!("track-{n}")),
+        ],
+        &body,
+    )
+    .await
+    .expect("grantmux answers");
+    assert_eq!(status, 200, "event {n}: {answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_down_for_30s_gets_every_event_in_order_across_a_kill_9() {
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port for the target, free while it is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let config = write_config_with(
+        dir.path(),
+        &sim,
+        &format!(
+            r#"
+[webhooks]
+backoff_min = "100ms"
+backoff_max = "2s"
+[[webhook_target]]
+name = "billing"
+url = "http://{port}/zoom/events"
+"#
+        ),
+        "webhook_secret_env = \"ZOOM_WEBHOOK_SECRET\"",
+    );
+    let env = [("ZOOM_WEBHOOK_SECRET", WEBHOOK_SECRET)];
+    let http = http();
+    let down_since = Instant::now();
+
+    let gmx = Grantmux::start(&config, &env);
+    let acking = Instant::now();
+    for n in 0..EVENTS_PER_LIFE {
+        zoom_sends(&http, gmx.proxy, n).await;
+    }
+    let per_ack = acking.elapsed() / EVENTS_PER_LIFE as u32;
+    let (code, _) = gmx.stop("-KILL");
+    assert_eq!(code, None, "killed");
+    let gmx = Grantmux::start(&config, &env);
+    for n in EVENTS_PER_LIFE..2 * EVENTS_PER_LIFE {
+        zoom_sends(&http, gmx.proxy, n).await;
+    }
+    let queued = admin_json(&http, gmx.admin, "/deliveries").await;
+    let billing = &queued["queues"][0];
+    assert_eq!(billing["queue"], "target:billing", "{queued}");
+    assert_eq!(
+        billing["pending"],
+        2 * EVENTS_PER_LIFE,
+        "nothing lost to kill -9: {queued}"
+    );
+
+    // The target comes back after its outage.
+    if let Some(rest) = OUTAGE.checked_sub(down_since.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let waiting = admin_json(&http, gmx.admin, "/deliveries").await;
+    assert!(
+        waiting["queues"][0]["head"]["attempts"].as_u64() > Some(0),
+        "it was being tried meanwhile: {waiting}"
+    );
+    let target = Receiver::start_on(port).await;
+    let up = Instant::now();
+    let all = (2 * EVENTS_PER_LIFE) as usize;
+    let got = target
+        .wait_until(Duration::from_secs(30), |g| g.len() >= all)
+        .await;
+    let drained = up.elapsed();
+    let order: Vec<_> = got
+        .iter()
+        .map(|r| r.json()["payload"]["object"]["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(
+        order,
+        (0..2 * EVENTS_PER_LIFE).collect::<Vec<_>>(),
+        "every event, once, in order"
+    );
+    for r in &got {
+        let ts = r.header("x-zm-request-timestamp");
+        assert_eq!(
+            r.header("x-zm-signature"),
+            signature::sign(WEBHOOK_SECRET.as_bytes(), ts, r.body.as_bytes()),
+            "verifies with the app's secret token"
+        );
+        assert!(
+            r.header("x-zm-trackingid").starts_with("track-"),
+            "Zoom's headers kept"
+        );
+        assert!(r
+            .header("x-grantmux-delivery")
+            .starts_with("target:billing/"));
+    }
+    println!(
+        "delivery: {all} events queued over a {OUTAGE:?} outage and a kill -9 reached the target {drained:?} after it came back; Zoom's 200 took {per_ack:?} per event (queued and fsynced first)"
+    );
+    let after = admin_json(&http, gmx.admin, "/deliveries").await;
+    assert_eq!(after["queues"][0]["pending"], 0, "{after}");
+    assert_eq!(after["queues"][0]["dead"], 0, "{after}");
+    gmx.stop("-TERM");
+    sim.shutdown().await;
+}
