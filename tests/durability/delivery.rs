@@ -1,5 +1,7 @@
-//! Webhook fan-out across a target's outage and a `kill -9` of grantmux: every
-//! event Zoom was told "200" for reaches the target, once, in order.
+//! Webhooks with real processes on a file store: fan-out across a target's
+//! outage and a `kill -9` of grantmux (every event Zoom was told "200" for
+//! reaches the target, once, in order), and an uninstall that leaves no sealed
+//! token in the file.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,8 +11,8 @@ use http::Method;
 use serde_json::json;
 
 use crate::common::receiver::Receiver;
-use crate::process::{write_config_with, Grantmux};
-use crate::support::{admin_json, call, http, Http};
+use crate::process::{write_config_with, Grantmux, CLIENT};
+use crate::support::{admin_json, authorize, call, http, me, refresh, Http};
 
 const WEBHOOK_SECRET: &str = "whsec-durable-0123";
 /// How long the target stays unreachable.
@@ -136,6 +138,98 @@ url = "http://{port}/zoom/events"
     let after = admin_json(&http, gmx.admin, "/deliveries").await;
     assert_eq!(after["queues"][0]["pending"], 0, "{after}");
     assert_eq!(after["queues"][0]["dead"], 0, "{after}");
+    gmx.stop("-TERM");
+    sim.shutdown().await;
+}
+
+/// Tells the simulator where "Zoom" sends this app's events.
+async fn point_zoom_at(http: &Http, sim: &grantmux::sim::SimHandle, proxy: std::net::SocketAddr) {
+    let target =
+        json!({ "url": format!("http://{proxy}/webhooks/zoom"), "secret_token": WEBHOOK_SECRET });
+    let url = format!("{}/_sim/webhooks", sim.base_url());
+    let (status, body) = call(
+        http,
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        &target.to_string(),
+    )
+    .await
+    .expect("the simulator answers");
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The sealed record the file store holds for `id`, read with redb itself
+/// (grantmux stopped: redb locks its file).
+fn sealed_record(state: &std::path::Path, id: &str) -> Vec<u8> {
+    let db = redb::Database::open(state.join("grants.redb")).expect("redb open");
+    let txn = db.begin_read().expect("read txn");
+    let table = txn
+        .open_table(redb::TableDefinition::<&str, &[u8]>::new("grants"))
+        .expect("grants table");
+    let sealed = table.get(id).expect("get").expect("present");
+    sealed.value().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninstall_leaves_no_sealed_token_in_the_file_and_a_new_install_works() {
+    const USER: &str = "uninstalling-user";
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config_with(
+        dir.path(),
+        &sim,
+        "",
+        "webhook_secret_env = \"ZOOM_WEBHOOK_SECRET\"",
+    );
+    let env = [("ZOOM_WEBHOOK_SECRET", WEBHOOK_SECRET)];
+    let http = http();
+    let gmx = Grantmux::start(&config, &env);
+    let (access, refresh_token) = authorize(&http, &sim, gmx.proxy, USER).await;
+    gmx.stop("-TERM");
+    let state = dir.path().join("state");
+    let sealed = sealed_record(&state, &format!("{CLIENT}/user:{USER}"));
+
+    let gmx = Grantmux::start(&config, &env);
+    point_zoom_at(&http, &sim, gmx.proxy).await;
+    let url = format!("{}/_sim/uninstall", sim.base_url());
+    let uninstall = json!({ "client_id": CLIENT, "user_id": USER }).to_string();
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        &uninstall,
+    )
+    .await
+    .expect("the simulator answers");
+    assert_eq!(
+        (status.as_u16(), &body["delivered_status"]),
+        (200, &json!(200)),
+        "{body}"
+    );
+
+    // Zoom got its 200 only after the wipe: the file holds no copy of the
+    // sealed record any more, not even in a freed page.
+    let file = std::fs::read(state.join("grants.redb")).expect("read the file");
+    assert!(
+        !file.windows(sealed.len()).any(|w| w == sealed.as_slice()),
+        "grants.redb still holds the uninstalled grant's sealed record"
+    );
+    let (status, _) = me(&http, gmx.proxy, &access).await.expect("answer");
+    assert_eq!(status, 401, "callers get Zoom's 401");
+    let (status, body) = refresh(&http, gmx.proxy, &refresh_token)
+        .await
+        .expect("answer");
+    assert_eq!(
+        (status.as_u16(), &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
+
+    let (again, _) = authorize(&http, &sim, gmx.proxy, USER).await;
+    let (status, body) = me(&http, gmx.proxy, &again).await.expect("answer");
+    assert_eq!(status, 200, "a new install works: {body}");
     gmx.stop("-TERM");
     sim.shutdown().await;
 }
