@@ -414,10 +414,10 @@ async fn open_store(config: &Config) -> Result<Opened, StartError> {
                 shared_budget: None,
             })
         }
-        StoreBackend::Redis { url, lock_lease } => {
-            let store = RedisStore::open(url, &config.store.key, *lock_lease).await?;
+        StoreBackend::Redis(redis) => {
+            let store = RedisStore::open(redis, &config.store.key).await?;
             Ok(Opened {
-                shared_budget: Some(SharedBudget::new(store.connection())),
+                shared_budget: Some(SharedBudget::new(store.primary())),
                 store: Arc::new(store.clone()),
                 coord: Arc::new(store.clone()),
                 outbox: Arc::new(store),

@@ -122,6 +122,10 @@ pub(super) struct FileStore {
     pub(super) url: Option<Secret>,
     pub(super) url_env: Option<String>,
     pub(super) lock_lease: Option<String>,
+    pub(super) sentinels: Option<Vec<String>>,
+    pub(super) sentinel_master: Option<String>,
+    pub(super) min_replicas_acked: Option<u32>,
+    pub(super) replica_ack_timeout: Option<String>,
     pub(super) key_env: Option<String>,
     pub(super) key_file: Option<String>,
 }

@@ -34,6 +34,8 @@ pub const DEFAULT_STORE_PATH: &str = "./grantmux-state";
 /// Renewed every third of it while a refresh runs, so it only runs out when the
 /// holder froze or died; then another replica waits at most this long.
 pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(10);
+/// How long a write waits for `store.min_replicas_acked` replicas.
+pub const DEFAULT_REPLICA_ACK_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -264,14 +266,35 @@ pub struct Store {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreBackend {
     Memory,
-    File {
-        path: PathBuf,
-    },
-    Redis {
-        url: Secret,
-        /// The refresh lock's lease (`store.lock_lease`).
-        lock_lease: Duration,
-    },
+    File { path: PathBuf },
+    Redis(Box<RedisStore>),
+}
+
+/// `store.backend = "redis"`: where the primary is and what makes a write durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisStore {
+    /// `store.url` / `store.url_env`. With Sentinel, its credentials, TLS
+    /// (`rediss://`) and database apply to the primary Sentinel names; its
+    /// host is not used.
+    pub url: Secret,
+    /// The refresh lock's lease (`store.lock_lease`).
+    pub lock_lease: Duration,
+    /// `store.sentinels` and `store.sentinel_master`: find the primary through
+    /// Sentinel and follow its failovers. `None`: `url`'s host is the primary.
+    pub sentinel: Option<Sentinel>,
+    /// `store.min_replicas_acked`: replicas that must hold a write (`WAIT`)
+    /// before it counts as durable. 0: the primary's answer is enough.
+    pub min_replicas_acked: u32,
+    /// `store.replica_ack_timeout`: how long a write waits for them.
+    pub replica_ack_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sentinel {
+    /// `host:port` of each Sentinel.
+    pub addrs: Vec<String>,
+    /// The name the Sentinels know the primary by.
+    pub master: String,
 }
 
 /// Where the at-rest encryption key comes from.

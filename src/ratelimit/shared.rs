@@ -15,7 +15,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisPrimary as Primary;
 use redis::Script;
 use tokio::time::Instant;
 
@@ -55,7 +55,7 @@ return 0
 
 /// The Redis side of the budgets. `Debug` shows nothing of the connection.
 pub struct SharedBudget {
-    conn: ConnectionManager,
+    primary: Primary,
     take: Script,
     defer: Script,
     down_until: Mutex<Option<Instant>>,
@@ -76,9 +76,9 @@ impl std::fmt::Debug for SharedBudget {
 // === impl SharedBudget ===
 
 impl SharedBudget {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(primary: Primary) -> Self {
         Self {
-            conn,
+            primary,
             take: Script::new(TAKE),
             defer: Script::new(DEFER),
             down_until: Mutex::new(None),
@@ -93,7 +93,7 @@ impl SharedBudget {
         slack: Duration,
     ) -> Result<Took, ()> {
         self.usable()?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.primary.conn();
         let mut call = self.take.prepare_invoke();
         call.key(&bucket.shared_key)
             .key(closed_key(&ClosedKey::Category(bucket.key.clone())))
@@ -121,7 +121,7 @@ impl SharedBudget {
 
     pub(super) async fn defer(&self, bucket: &Bucket, wait: Duration) -> Result<(), ()> {
         self.usable()?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.primary.conn();
         let mut call = self.defer.prepare_invoke();
         call.key(&bucket.shared_key)
             .arg(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
@@ -137,7 +137,7 @@ impl SharedBudget {
     ) -> Result<(), ()> {
         self.usable()?;
         let json = serde_json::to_string(closure).map_err(|_| ())?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.primary.conn();
         let mut cmd = redis::cmd("SET");
         cmd.arg(closed_key(key))
             .arg(json)

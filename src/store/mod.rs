@@ -24,7 +24,7 @@ pub use self::crypto::{KeyError, StoreKey};
 pub use self::file::{FileStore, DB_FILE, KEY_FILE};
 pub use self::memory::{MemoryOutbox, MemoryStore};
 pub use self::outbox::{Envelope, Message, Outbox, QueueCounts};
-pub use self::redis::RedisStore;
+pub use self::redis::{Primary as RedisPrimary, RedisStore};
 use crate::grants::{Grant, GrantKey};
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -3,8 +3,9 @@
 //! announcements (DESIGN §3.6), and the delivery queues ([`outbox`]). Key
 //! names and scripts: [`scripts`].
 //!
-//! Commands go through one `ConnectionManager`, which reconnects by itself. It
-//! is set to fail fast: while Redis is down a refresh must not wait long for a
+//! Commands go through the connection [`Primary`] holds to the primary as last
+//! known (the URL's host, or the one the Sentinels name, followed through
+//! failovers). It reconnects by itself and is set to fail fast: while Redis is down a refresh must not wait long for a
 //! lock it cannot get, and `/readyz` must answer. The registry keeps serving the
 //! tokens it holds in memory meanwhile.
 
@@ -12,23 +13,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::broadcast;
 
 mod changes;
 mod lock;
 mod outbox;
+mod primary;
 mod scripts;
 
 use self::changes::Subscriber;
 use self::lock::Locker;
+pub use self::primary::Primary;
 use self::scripts::{Keys, Scripts};
 use super::crypto::{Cipher, SIGNING_KEY_LABEL};
 use super::file::open::given_key;
 use super::{Coordinator, GrantStore, Lease, StoreError, StoreFuture};
-use crate::config::KeySource;
+use crate::config::{KeySource, RedisStore as RedisConfig};
 use crate::grants::{Grant, GrantKey};
-use crate::secret::Secret;
 
 const KEY_CHECK_PLAINTEXT: &[u8] = b"grantmux store key check v1";
 /// How long an unfinished refresh stays on record. Past the refresher's limbo
@@ -36,8 +37,6 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"grantmux store key check v1";
 const INTENT_TTL: Duration = Duration::from_secs(15 * 60);
 /// `load_all` reads this many grants per round trip.
 const LOAD_BATCH: usize = 500;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A Redis-backed, encrypted [`GrantStore`] for many replicas. Cheap to clone.
 /// `Debug` shows no URL: it may hold a password.
@@ -47,7 +46,9 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    primary: Primary,
+    /// `store.min_replicas_acked` and `store.replica_ack_timeout`.
+    acks: (u32, Duration),
     cipher: Cipher,
     signing_key: [u8; 32],
     scripts: Arc<Scripts>,
@@ -61,51 +62,39 @@ struct Inner {
 // === impl RedisStore ===
 
 impl RedisStore {
-    /// A handle on the store's connection, for the rate-limit budgets that
-    /// replicas share (`ratelimit::SharedBudget`).
-    pub fn connection(&self) -> ConnectionManager {
-        self.inner.conn.clone()
+    /// The primary, for the rate-limit budgets that replicas share
+    /// (`ratelimit::SharedBudget`).
+    pub fn primary(&self) -> Primary {
+        self.inner.primary.clone()
     }
 
     /// Connects, checks that Redis holds grants sealed with this key (or none),
     /// and subscribes to announcements.
-    pub async fn open(url: &Secret, key: &KeySource, lease: Duration) -> Result<Self, StoreError> {
+    pub async fn open(config: &RedisConfig, key: &KeySource) -> Result<Self, StoreError> {
         let key = given_key(key)?.ok_or_else(|| {
             StoreError::Key("the redis backend needs store.key_env or store.key_file".into())
         })?;
-        // Never show the URL or the parser's text about it: it may hold a password.
-        let client = redis::Client::open(url.expose()).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "store.url is not a usable Redis URL ({:?})",
-                e.kind()
-            ))
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(unavailable)?;
+        let primary = Primary::open(&config.url, config.sentinel.as_ref()).await?;
         let cipher = key.cipher();
-        check_key(&conn, &cipher).await?;
+        check_key(&primary.conn(), &cipher).await?;
         let instance = lock::random_token();
         let (changes, _) = broadcast::channel(changes::CAPACITY);
         let subscriber =
-            Subscriber::start(client, conn.clone(), instance.clone(), changes.clone()).await?;
+            Subscriber::start(primary.clone(), instance.clone(), changes.clone()).await?;
         let scripts = Arc::new(Scripts::new());
+        let lease = config.lock_lease;
         let locker = Locker {
-            conn: conn.clone(),
+            primary: primary.clone(),
             scripts: scripts.clone(),
             held: Arc::new(Mutex::new(HashMap::new())),
             lease,
         };
-        tracing::info!(lock_lease = ?lease, "redis store open");
+        let acks = (config.min_replicas_acked, config.replica_ack_timeout);
+        tracing::info!(lock_lease = ?lease, min_replicas_acked = acks.0, "redis store open");
         Ok(Self {
             inner: Arc::new(Inner {
-                conn,
+                primary,
+                acks,
                 cipher,
                 signing_key: key.derive(SIGNING_KEY_LABEL),
                 scripts,
@@ -142,7 +131,7 @@ impl GrantStore for RedisStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let _: String = redis::cmd("PING")
-                .query_async(&mut self.inner.conn.clone())
+                .query_async(&mut self.inner.primary.conn())
                 .await
                 .map_err(unavailable)?;
             Ok(())
@@ -176,7 +165,7 @@ impl Coordinator for RedisStore {
             let _: i64 = redis::cmd("PUBLISH")
                 .arg(Keys::channel())
                 .arg(message)
-                .query_async(&mut self.inner.conn.clone())
+                .query_async(&mut self.inner.primary.conn())
                 .await
                 .map_err(unavailable)?;
             Ok(())
@@ -192,7 +181,7 @@ impl Coordinator for RedisStore {
 
 impl Inner {
     async fn load_all(&self) -> Result<Vec<Grant>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.primary.conn();
         let ids: Vec<String> = redis::cmd("SMEMBERS")
             .arg(Keys::index())
             .query_async(&mut conn)
@@ -219,35 +208,66 @@ impl Inner {
         let sealed: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(Keys::grant(&id))
             .arg("g")
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         sealed.map(|s| self.decode(&id, &s)).transpose()
     }
 
-    /// The fenced write: one script compares the stored version and writes.
+    /// The fenced write: one script compares the stored version and writes;
+    /// then, with `store.min_replicas_acked`, the wait for replicas to hold it.
     async fn save(&self, grant: &Grant) -> Result<(), StoreError> {
         let id = grant.key.id();
         let sealed = self.cipher.seal_grant(grant)?;
-        let stored: i64 = self
-            .scripts
-            .save
+        let mut conn = self.primary.acked();
+        let mut script = self.scripts.save.prepare_invoke();
+        script
             .key(Keys::grant(&id))
             .key(Keys::index())
             .arg(grant.version)
             .arg(sealed)
-            .arg(&id)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+            .arg(&id);
+        let stored: i64 = once_more_if_dropped(|| {
+            let (script, mut conn) = (&script, conn.clone());
+            async move { script.invoke_async(&mut conn).await }
+        })
+        .await
+        .map_err(unavailable)?;
         match u64::try_from(stored) {
-            Err(_) => Ok(()),
+            Err(_) => self.replicated(&mut conn).await,
             Ok(stored) => Err(StoreError::Conflict {
                 key: id,
                 stored,
                 attempted: grant.version,
             }),
         }
+    }
+
+    /// Waits until `store.min_replicas_acked` replicas hold every write sent
+    /// on `conn` so far (`WAIT`). Fewer within `store.replica_ack_timeout`:
+    /// the write is not durable, since a failover now could lose it, and the
+    /// caller treats it as failed (a grant is then held in memory and retried).
+    pub(super) async fn replicated(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> Result<(), StoreError> {
+        let (wanted, timeout) = self.acks;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(timeout.as_millis() as u64)
+            .query_async(conn)
+            .await
+            .map_err(unavailable)?;
+        if acked < i64::from(wanted) {
+            return Err(StoreError::Unavailable(format!(
+                "redis: {acked} of the {wanted} replicas store.min_replicas_acked asks for \
+                 took the write within {timeout:?}; it is not durable"
+            )));
+        }
+        Ok(())
     }
 
     async fn begin_refresh(&self, id: String) -> Result<bool, StoreError> {
@@ -261,7 +281,7 @@ impl Inner {
             .key(Keys::grant(&id))
             .arg(owner)
             .arg(INTENT_TTL.as_millis() as u64)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(interrupted == 1)
@@ -276,7 +296,7 @@ impl Inner {
             .end_refresh
             .key(Keys::intent(&id))
             .arg(owner)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -289,7 +309,10 @@ impl Inner {
 
 /// Writes the key check record if Redis has none, then proves we can open it:
 /// replicas configured with different keys must not share one Redis.
-async fn check_key(conn: &ConnectionManager, cipher: &Cipher) -> Result<(), StoreError> {
+async fn check_key(
+    conn: &redis::aio::ConnectionManager,
+    cipher: &Cipher,
+) -> Result<(), StoreError> {
     let mut conn = conn.clone();
     let aad = Keys::key_check();
     let _: Option<String> = redis::cmd("SET")
@@ -311,6 +334,21 @@ async fn check_key(conn: &ConnectionManager, cipher: &Cipher) -> Result<(), Stor
              same store.key_env / store.key_file"
                 .into(),
         )),
+    }
+}
+
+/// Runs `op`, and once more if the connection had dropped: the write
+/// connection sits idle between writes, so after Redis restarted or failed
+/// over, its first command finds it dead (the retry waits for the
+/// reconnect). Only fenced or idempotent writes go through here: a repeat of
+/// one that did land is refused by its version, or harmless.
+async fn once_more_if_dropped<T, F>(mut op: impl FnMut() -> F) -> redis::RedisResult<T>
+where
+    F: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match op().await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => op().await,
+        done => done,
     }
 }
 

@@ -38,7 +38,14 @@ impl Fixture {
     /// A store as one replica opens it.
     async fn store(&self) -> RedisStore {
         let key = KeySource::File(self.key_dir.path().join("store.key"));
-        RedisStore::open(&Secret::new(self.redis.url()), &key, LOCK_LEASE)
+        let config = grantmux::config::RedisStore {
+            url: Secret::new(self.redis.url()),
+            lock_lease: LOCK_LEASE,
+            sentinel: None,
+            min_replicas_acked: 0,
+            replica_ack_timeout: Duration::from_secs(1),
+        };
+        RedisStore::open(&config, &key)
             .await
             .expect("the redis store opens")
     }

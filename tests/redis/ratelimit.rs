@@ -10,6 +10,8 @@ use grantmux::clock::Clock;
 use grantmux::config::{Plan, RateLimit};
 use grantmux::metrics::MetricsRegistry;
 use grantmux::ratelimit::{Flow, Observed, RateLimiter, Rates, Refusal, SharedBudget};
+use grantmux::secret::Secret;
+use grantmux::store::RedisPrimary;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::time::Instant;
 
@@ -18,13 +20,7 @@ use crate::support::RedisServer;
 const PATH: &str = "/v2/users/u-1/meetings"; // Medium
 
 async fn replica(redis: &RedisServer) -> (RateLimiter, MetricsRegistry) {
-    let client = redis::Client::open(redis.url()).expect("redis url");
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(500)))
-        .set_response_timeout(Some(Duration::from_millis(500)))
-        .set_number_of_retries(0);
-    let conn = client
-        .get_connection_manager_with_config(config)
+    let primary = RedisPrimary::open(&Secret::new(redis.url()), None)
         .await
         .expect("connected");
     let settings = RateLimit {
@@ -38,7 +34,7 @@ async fn replica(redis: &RedisServer) -> (RateLimiter, MetricsRegistry) {
     let metrics = MetricsRegistry::new();
     let limiter = RateLimiter::new(
         settings,
-        Some(SharedBudget::new(conn)),
+        Some(SharedBudget::new(primary)),
         Clock::new(),
         metrics.metrics.clone(),
     );

@@ -175,10 +175,13 @@ fn redis_credentials_are_never_inline() {
         "{MINIMAL}[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\nurl_env = \"REDIS_URL\"\n"
     );
     let c = Config::from_toml_str(&text, &env).expect("valid");
-    let StoreBackend::Redis { url, .. } = c.store.backend else {
+    let StoreBackend::Redis(redis) = c.store.backend else {
         panic!("not redis");
     };
-    assert_eq!(url.expose(), "rediss://user:pw-value@redis.internal:6380");
+    assert_eq!(
+        redis.url.expose(),
+        "rediss://user:pw-value@redis.internal:6380"
+    );
 }
 
 #[test]

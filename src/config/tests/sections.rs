@@ -174,9 +174,14 @@ fn store_backends() {
     let path = Path::new("/var/lib/grantmux").to_owned();
     assert_eq!(c.store.backend, StoreBackend::File { path });
     let c = ok("[store]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\nkey_env = \"OTHER_KEY\"\n");
-    let url = Secret::new("redis://127.0.0.1:6379/0");
-    let lock_lease = DEFAULT_LOCK_LEASE;
-    assert_eq!(c.store.backend, StoreBackend::Redis { url, lock_lease });
+    let redis = RedisStore {
+        url: Secret::new("redis://127.0.0.1:6379/0"),
+        lock_lease: DEFAULT_LOCK_LEASE,
+        sentinel: None,
+        min_replicas_acked: 0,
+        replica_ack_timeout: DEFAULT_REPLICA_ACK_TIMEOUT,
+    };
+    assert_eq!(c.store.backend, StoreBackend::Redis(Box::new(redis)));
     extra_fails_on("[store]\nbackend = \"sqlite\"\n", "store.backend");
 }
 
@@ -223,10 +228,10 @@ fn redis_needs_a_shared_key_and_a_lease() {
     let c = ok(&format!(
         "{redis}key_env = \"OTHER_KEY\"\nlock_lease = \"3s\"\n"
     ));
-    let StoreBackend::Redis { lock_lease, .. } = c.store.backend else {
+    let StoreBackend::Redis(r) = c.store.backend else {
         panic!("redis backend: {:?}", c.store.backend);
     };
-    assert_eq!(lock_lease, Duration::from_secs(3));
+    assert_eq!(r.lock_lease, Duration::from_secs(3));
     extra_fails_on(
         &format!("{redis}key_env = \"OTHER_KEY\"\nlock_lease = \"0s\"\n"),
         "store.lock_lease",
@@ -506,4 +511,58 @@ events = ["grant.dead"]
     for (extra, key) in bad {
         fails_on(&format!("{MINIMAL}{extra}"), &env, key);
     }
+}
+
+#[test]
+fn redis_sentinel_and_replica_acknowledgement() {
+    let env = env().var("REDIS_URL", "rediss://:pw-value@ignored:6380/1");
+    let redis = format!("{MINIMAL}[store]\nbackend = \"redis\"\nkey_env = \"OTHER_KEY\"\n");
+    let text = format!(
+        "{redis}url_env = \"REDIS_URL\"\nsentinels = [\"10.0.0.1:26379\", \"s-1.sentinel:26379\"]\nsentinel_master = \"grantmux\"\nmin_replicas_acked = 1\nreplica_ack_timeout = \"500ms\"\n"
+    );
+    let c = Config::from_toml_str(&text, &env).expect("valid");
+    let StoreBackend::Redis(r) = c.store.backend else {
+        panic!("redis backend");
+    };
+    let sentinel = r.sentinel.expect("sentinel");
+    assert_eq!(sentinel.addrs, ["10.0.0.1:26379", "s-1.sentinel:26379"]);
+    assert_eq!(sentinel.master, "grantmux");
+    assert_eq!(
+        (r.min_replicas_acked, r.replica_ack_timeout),
+        (1, Duration::from_millis(500))
+    );
+    // With Sentinels, the URL is optional: it only adds credentials and TLS.
+    let bare = format!("{redis}sentinels = [\"h:1\"]\nsentinel_master = \"m\"\n");
+    let c = Config::from_toml_str(&bare, &env).expect("valid without a URL");
+    assert!(matches!(c.store.backend, StoreBackend::Redis(r) if r.min_replicas_acked == 0));
+    let bad = [
+        ("sentinels = [\"h:1\"]\n", "store.sentinel_master"),
+        (
+            "sentinel_master = \"m\"\nurl = \"redis://h\"\n",
+            "store.sentinels",
+        ),
+        (
+            "sentinels = []\nsentinel_master = \"m\"\n",
+            "store.sentinels",
+        ),
+        (
+            "sentinels = [\"no-port\"]\nsentinel_master = \"m\"\n",
+            "store.sentinels",
+        ),
+        (
+            "url = \"redis://h\"\nreplica_ack_timeout = \"0s\"\n",
+            "store.replica_ack_timeout",
+        ),
+    ];
+    for (extra, key) in bad {
+        fails_on(&format!("{redis}{extra}"), &env, key);
+    }
+    extra_fails_on(
+        "[store]\nmin_replicas_acked = 1\n",
+        "store.min_replicas_acked",
+    );
+    extra_fails_on(
+        "[store]\nbackend = \"memory\"\nsentinels = [\"h:1\"]\n",
+        "store.sentinels",
+    );
 }

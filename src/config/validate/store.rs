@@ -5,6 +5,12 @@ use super::*;
 
 pub(super) fn store(raw: FileStore, env: &dyn Env) -> Result<Store, ConfigError> {
     let backend = match raw.backend.as_deref().unwrap_or("file") {
+        "memory" | "file" if redis_only_set(&raw).is_some() => {
+            return Err(invalid(
+                redis_only_set(&raw).unwrap_or("store"),
+                "only used when store.backend = \"redis\"",
+            ))
+        }
         "memory" => {
             only_for("file", "store.path", raw.path.is_some())?;
             only_for("redis", "store.lock_lease", raw.lock_lease.is_some())?;
@@ -23,14 +29,27 @@ pub(super) fn store(raw: FileStore, env: &dyn Env) -> Result<Store, ConfigError>
         }
         "redis" => {
             only_for("file", "store.path", raw.path.is_some())?;
-            StoreBackend::Redis {
-                url: redis_url(raw.url, raw.url_env.as_deref(), env)?,
+            let sentinel = sentinel(raw.sentinels, raw.sentinel_master)?;
+            let url = match (&raw.url, &raw.url_env, &sentinel) {
+                // Sentinel names the host; a URL only adds credentials and TLS.
+                (None, None, Some(_)) => Secret::from("redis://sentinel-named".to_owned()),
+                _ => redis_url(raw.url, raw.url_env.as_deref(), env)?,
+            };
+            StoreBackend::Redis(Box::new(RedisStore {
+                url,
                 lock_lease: nonzero_duration(
                     "store.lock_lease",
                     raw.lock_lease.as_deref(),
                     DEFAULT_LOCK_LEASE,
                 )?,
-            }
+                sentinel,
+                min_replicas_acked: raw.min_replicas_acked.unwrap_or(0),
+                replica_ack_timeout: nonzero_duration(
+                    "store.replica_ack_timeout",
+                    raw.replica_ack_timeout.as_deref(),
+                    DEFAULT_REPLICA_ACK_TIMEOUT,
+                )?,
+            }))
         }
         other => {
             return Err(ConfigError::UnknownValue {
@@ -52,6 +71,59 @@ pub(super) fn store(raw: FileStore, env: &dyn Env) -> Result<Store, ConfigError>
         });
     }
     Ok(Store { backend, key })
+}
+
+/// The first Redis-only key (beyond url and lock_lease) set in the section.
+fn redis_only_set(raw: &FileStore) -> Option<&'static str> {
+    [
+        ("store.sentinels", raw.sentinels.is_some()),
+        ("store.sentinel_master", raw.sentinel_master.is_some()),
+        ("store.min_replicas_acked", raw.min_replicas_acked.is_some()),
+        (
+            "store.replica_ack_timeout",
+            raw.replica_ack_timeout.is_some(),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(key, set)| set.then_some(key))
+}
+
+/// `store.sentinels` with `store.sentinel_master`: both or neither.
+fn sentinel(
+    addrs: Option<Vec<String>>,
+    master: Option<String>,
+) -> Result<Option<Sentinel>, ConfigError> {
+    match (addrs, master) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Missing {
+            key: "store.sentinel_master".to_owned(),
+            why: "the name the Sentinels know the primary by; required with store.sentinels"
+                .to_owned(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            key: "store.sentinels".to_owned(),
+            why: "the Sentinels' host:port; required with store.sentinel_master".to_owned(),
+        }),
+        (Some(addrs), Some(master)) => {
+            if addrs.is_empty() {
+                return Err(invalid("store.sentinels", "list at least one host:port"));
+            }
+            for addr in &addrs {
+                let port = addr.rsplit_once(':').and_then(|(h, p)| {
+                    (!h.is_empty()).then_some(())?;
+                    p.parse::<u16>().ok()
+                });
+                if port.is_none() {
+                    let reason = format!("{addr:?} is not host:port");
+                    return Err(invalid("store.sentinels", &reason));
+                }
+            }
+            if master.is_empty() {
+                return Err(invalid("store.sentinel_master", "must not be empty"));
+            }
+            Ok(Some(Sentinel { addrs, master }))
+        }
+    }
 }
 
 /// A setting that belongs to another backend is an error, not silently ignored:

@@ -4,17 +4,19 @@
 //! A message is `"INSTANCE GRANT_ID"`; our own are skipped. While the
 //! subscription is down, announcements are lost, so after a reconnect every
 //! stored grant is announced locally once: each replica then re-reads them.
+//! A failover is a reconnect too: the subscription moves to the new primary,
+//! and every grant is re-read from it.
 
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::aio::{PubSubSink, PubSubStream};
 use redis::Client;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::scripts::Keys;
-use super::unavailable;
+use super::{unavailable, Primary};
 use crate::grants::GrantKey;
 use crate::store::StoreError;
 
@@ -33,9 +35,7 @@ pub(super) struct Subscriber(JoinHandle<()>);
 
 #[derive(Debug)]
 struct Feed {
-    client: Client,
-    /// For the resync after a reconnect.
-    conn: ConnectionManager,
+    primary: Primary,
     instance: String,
     tx: broadcast::Sender<GrantKey>,
 }
@@ -46,15 +46,13 @@ impl Subscriber {
     /// Subscribes before returning, so that no announcement made after the
     /// store opened is missed, then follows the channel in a task.
     pub(super) async fn start(
-        client: Client,
-        conn: ConnectionManager,
+        primary: Primary,
         instance: String,
         tx: broadcast::Sender<GrantKey>,
     ) -> Result<Self, StoreError> {
-        let first = subscribe(&client).await.map_err(unavailable)?;
+        let first = subscribe(&primary.client()).await.map_err(unavailable)?;
         let feed = Feed {
-            client,
-            conn,
+            primary,
             instance,
             tx,
         };
@@ -81,7 +79,7 @@ impl Feed {
                 tracing::warn!("lost the Redis subscription; reconnecting");
             }
             tokio::time::sleep(retry).await;
-            match subscribe(&self.client).await {
+            match subscribe(&self.primary.client()).await {
                 Ok(subscribed) => {
                     tracing::info!("Redis subscription back; re-reading every grant");
                     self.resync().await;
@@ -99,8 +97,12 @@ impl Feed {
     async fn follow(&self, mut sink: PubSubSink, mut stream: PubSubStream) {
         let mut health = tokio::time::interval(HEALTH_EVERY);
         health.tick().await;
+        let mut failovers = self.primary.epochs();
+        failovers.borrow_and_update();
         loop {
             tokio::select! {
+                // The primary moved: subscribe there, and re-read everything.
+                _ = failovers.changed() => return,
                 msg = stream.next() => match msg {
                     Some(msg) => self.forward(msg.get_payload_bytes()),
                     None => return,
@@ -136,7 +138,7 @@ impl Feed {
     async fn resync(&self) {
         let ids: Result<Vec<String>, _> = redis::cmd("SMEMBERS")
             .arg(Keys::index())
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.primary.conn())
             .await;
         match ids {
             Ok(ids) => ids.iter().filter_map(|id| parse_id(id)).for_each(|key| {

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -31,7 +30,7 @@ const MAX_POLL: Duration = Duration::from_millis(50);
 /// What a lock needs from the store; cloned into each lease's tasks.
 #[derive(Clone, Debug)]
 pub(super) struct Locker {
-    pub(super) conn: ConnectionManager,
+    pub(super) primary: super::Primary,
     pub(super) scripts: Arc<Scripts>,
     pub(super) held: Held,
     pub(super) lease: Duration,
@@ -46,6 +45,9 @@ struct LockGuard {
     /// Until when the lease is ours, by this process's clock: set from the moment
     /// each `SET`/renewal was sent, so it never runs later than Redis's.
     valid_until: Arc<Mutex<Instant>>,
+    /// The primary's epoch the lock was taken under. After a failover the
+    /// new primary may never have heard of it: no longer trusted.
+    epoch: u64,
 }
 
 // === impl Locker ===
@@ -56,6 +58,7 @@ impl Locker {
     /// loses it after one lease. Fails at once if Redis cannot be reached.
     pub(super) async fn acquire(&self, id: &str) -> Result<Box<dyn HeldLock>, StoreError> {
         let owner = random_token();
+        let epoch = self.primary.epoch();
         let deadline = Instant::now() + self.lease * 2;
         let mut poll = FIRST_POLL;
         let mut sent = Instant::now();
@@ -83,6 +86,7 @@ impl Locker {
             owner,
             renewal,
             valid_until,
+            epoch,
         }))
     }
 
@@ -98,7 +102,7 @@ impl Locker {
             .arg("NX")
             .arg("PX")
             .arg(self.lease_ms())
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(set.is_some())
@@ -117,7 +121,7 @@ impl Locker {
                 .key(Keys::lock(&id))
                 .arg(&owner)
                 .arg(self.lease_ms())
-                .invoke_async(&mut self.conn.clone())
+                .invoke_async(&mut self.primary.conn())
                 .await;
             match renewed {
                 Ok(1) => *lock_ignoring_poison(&valid_until) = sent + self.lease,
@@ -147,6 +151,7 @@ impl HeldLock for LockGuard {
         // A tenth of the lease to spare: the lock must still be ours when the
         // request that follows this check reaches Zoom.
         Instant::now() + self.locker.lease / 10 < *lock_ignoring_poison(&self.valid_until)
+            && self.locker.primary.epoch() == self.epoch
     }
 }
 
@@ -175,7 +180,7 @@ impl Drop for LockGuard {
                 .release
                 .key(Keys::lock(&id))
                 .arg(&owner)
-                .invoke_async(&mut locker.conn.clone())
+                .invoke_async(&mut locker.primary.conn())
                 .await;
             if let Err(error) = released {
                 tracing::warn!(grant = %id, %error, "cannot release the refresh lock; its lease will run out");

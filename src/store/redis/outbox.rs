@@ -16,12 +16,13 @@
 //! Durability is Redis's: a push is as durable as its persistence makes an
 //! acknowledged write (`appendonly yes` with `appendfsync always` loses
 //! nothing; `everysec`, Redis's default, up to a second; a failover to a
-//! replica, what it had not yet copied). Issue 19 adds `WAIT`.
+//! replica, what it had not yet copied). With `store.min_replicas_acked`, a
+//! push also waits for replicas (`WAIT`) before it counts as done.
 
 use std::time::Duration;
 
 use super::scripts::Keys;
-use super::{unavailable, Inner, RedisStore};
+use super::{once_more_if_dropped, unavailable, Inner, RedisStore};
 use crate::store::outbox::{Envelope, Message, Outbox, QueueCounts, MAX_DEAD_LETTERS};
 use crate::store::{StoreError, StoreFuture};
 
@@ -95,7 +96,7 @@ impl Inner {
         let last: i64 = redis::cmd("INCRBY")
             .arg(Keys::outbox_ids())
             .arg(n)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         // Below zero only if someone wrote a negative count by hand.
@@ -110,10 +111,16 @@ impl Inner {
         for (queue, item) in queues.iter().zip(items) {
             script.key(Keys::outbox(queue)).arg(item.as_slice());
         }
-        let appended: i64 = script
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut conn = self.primary.acked();
+        let appended: i64 = once_more_if_dropped(|| {
+            let (script, mut conn) = (&script, conn.clone());
+            async move { script.invoke_async(&mut conn).await }
+        })
+        .await
+        .map_err(unavailable)?;
+        if appended == 1 {
+            self.replicated(&mut conn).await?;
+        }
         Ok(appended == 1)
     }
 
@@ -121,7 +128,7 @@ impl Inner {
         let item: Option<Vec<u8>> = redis::cmd("LINDEX")
             .arg(Keys::outbox(queue))
             .arg(0)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         item.map(|item| self.open(queue, &item)).transpose()
@@ -135,7 +142,7 @@ impl Inner {
             .key(Keys::outbox(queue))
             .arg(envelope.id)
             .arg(item)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -147,7 +154,7 @@ impl Inner {
             .outbox_ack
             .key(Keys::outbox(queue))
             .arg(id)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -163,7 +170,7 @@ impl Inner {
             .arg(envelope.id)
             .arg(item)
             .arg(MAX_DEAD_LETTERS)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -178,7 +185,7 @@ impl Inner {
             .arg(Keys::outbox(queue))
             .cmd("LLEN")
             .arg(Keys::outbox_dead(queue))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(QueueCounts { pending, dead })
@@ -194,7 +201,7 @@ impl Inner {
             .arg(Keys::outbox_dead(queue))
             .arg(from)
             .arg(-1)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         items.iter().map(|item| self.open(queue, item)).collect()
@@ -211,7 +218,7 @@ impl Inner {
             .key(Keys::outbox_claim(queue))
             .arg(&self.instance)
             .arg(ttl_ms)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
         Ok(held == 1)
