@@ -178,6 +178,57 @@ impl OAuthError {
     }
 }
 
+/// Why `POST /webhooks/zoom` refused a delivery. Zoom reads only the
+/// status: it delivers a 5xx again later, and gives up on a 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("method not allowed")]
+    Method,
+    #[error("not found")]
+    NotFound,
+    #[error("unreadable or oversized body")]
+    Body,
+    #[error("signature refused: {0}")]
+    Signature(#[from] crate::webhooks::signature::BadSignature),
+    /// Signed with one app's secret, naming another app.
+    #[error("the event names another app than the one whose secret signed it")]
+    OtherApp,
+    #[error("not a Zoom event")]
+    NotAnEvent,
+    #[error("URL validation without a plainToken")]
+    NoPlainToken,
+    /// The wipe or the fan-out did not reach the store: Zoom must deliver again.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl WebhookError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            WebhookError::Method => Fault::MethodNotAllowed,
+            WebhookError::NotFound => Fault::NotFound,
+            WebhookError::Body => Fault::BadRequest("the body is unreadable or too large"),
+            WebhookError::NotAnEvent => Fault::BadRequest("the body is not a Zoom event"),
+            WebhookError::NoPlainToken => Fault::BadRequest("the validation has no plainToken"),
+            WebhookError::Signature(_) | WebhookError::OtherApp => Fault::BadSignature,
+            WebhookError::Store(_) => Fault::StoreUnavailable,
+        }
+    }
+
+    /// Zoom's API envelope, logged once here.
+    pub fn into_response(self) -> http::Response<Body> {
+        let fault = self.fault();
+        let status = fault.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, status = status.as_u16(), "webhook not taken; Zoom will deliver again");
+        } else {
+            tracing::warn!(error = %self, status = status.as_u16(), "webhook refused");
+        }
+        let (code, message) = fault.api_answer();
+        body::json(status, &json!({ "code": code, "message": message }))
+    }
+}
+
 /// Who is at fault for a failed request: the one map from internal errors to
 /// what callers see. Every message is fixed text: a cause's own `Display`
 /// (OS errors, store errors, file paths) goes to the log only.
@@ -207,6 +258,10 @@ pub enum Fault {
     UploadStalled,
     /// Zoom's rate limit, answered locally (see `ratelimit::Refusal`).
     RateLimited,
+    /// A webhook no configured secret token signed, or signed too long ago.
+    BadSignature,
+    MethodNotAllowed,
+    NotFound,
 }
 
 pub const ZOOM_UNREACHABLE: &str = "grantmux: Zoom could not be reached.";
@@ -225,9 +280,11 @@ impl Fault {
             Fault::BadRequest(_) | Fault::InvalidClient | Fault::UnsupportedGrantType => {
                 StatusCode::BAD_REQUEST
             }
-            Fault::InvalidToken | Fault::ExpiredToken | Fault::GrantDead => {
+            Fault::InvalidToken | Fault::ExpiredToken | Fault::GrantDead | Fault::BadSignature => {
                 StatusCode::UNAUTHORIZED
             }
+            Fault::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Fault::NotFound => StatusCode::NOT_FOUND,
             Fault::ZoomUnreachable => StatusCode::BAD_GATEWAY,
             Fault::ZoomTimeout => StatusCode::GATEWAY_TIMEOUT,
             Fault::StoreUnavailable | Fault::NoToken => StatusCode::SERVICE_UNAVAILABLE,
@@ -252,6 +309,9 @@ impl Fault {
             Fault::RateLimited => {
                 "You have reached the maximum per-second rate limit for this API. Try again later."
             }
+            Fault::BadSignature => "Invalid signature.",
+            Fault::MethodNotAllowed => "Method not allowed.",
+            Fault::NotFound => "Not found.",
         }
     }
 
@@ -281,7 +341,10 @@ impl Fault {
             | Fault::InvalidToken
             | Fault::ExpiredToken
             | Fault::UploadStalled
-            | Fault::RateLimited => "invalid_request",
+            | Fault::RateLimited
+            | Fault::BadSignature
+            | Fault::MethodNotAllowed
+            | Fault::NotFound => "invalid_request",
             Fault::ZoomUnreachable
             | Fault::ZoomTimeout
             | Fault::StoreUnavailable

@@ -38,6 +38,7 @@ use self::signature::Signed;
 use crate::body::{self, Body};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::error::WebhookError;
 use crate::grants::Registry;
 use crate::metrics::{Metrics, WebhookLabels};
 use crate::secret::Secret;
@@ -100,6 +101,19 @@ pub enum Received {
 }
 
 impl Received {
+    /// The result a refused delivery counts as.
+    fn of(error: &WebhookError) -> Self {
+        match error {
+            WebhookError::Signature(_) | WebhookError::OtherApp => Received::Refused,
+            WebhookError::Store(_) => Received::Failed,
+            WebhookError::Method
+            | WebhookError::NotFound
+            | WebhookError::Body
+            | WebhookError::NotAnEvent
+            | WebhookError::NoPlainToken => Received::Malformed,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Received::Validated => "validated",
@@ -144,13 +158,16 @@ impl Webhooks {
     ) -> Result<Response<Body>, std::convert::Infallible> {
         Ok(match req.uri().path() {
             "/webhooks/zoom" => self.handle(req).await,
-            _ => zoom_error(StatusCode::NOT_FOUND, "Not found."),
+            _ => WebhookError::NotFound.into_response(),
         })
     }
 
     /// `POST /webhooks/zoom`.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let (received, resp) = self.receive(req).await;
+        let (received, resp) = match self.receive(req).await {
+            Ok(taken) => taken,
+            Err(error) => (Received::of(&error), error.into_response()),
+        };
         self.metrics
             .webhooks
             .get_or_create(&WebhookLabels {
@@ -160,21 +177,17 @@ impl Webhooks {
         resp
     }
 
-    async fn receive(&self, req: Request<Incoming>) -> (Received, Response<Body>) {
+    /// Verifies, acts, fans out; `Ok` is Zoom's 200 (or the validation answer).
+    async fn receive(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<(Received, Response<Body>), WebhookError> {
         if req.method() != http::Method::POST {
-            return (
-                Received::Malformed,
-                zoom_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed."),
-            );
+            return Err(WebhookError::Method);
         }
         let (parts, body) = req.into_parts();
-        let Ok(collected) = Limited::new(body, MAX_EVENT_BYTES).collect().await else {
-            return (
-                Received::Malformed,
-                zoom_error(StatusCode::BAD_REQUEST, "Unreadable or oversized body."),
-            );
-        };
-        let raw: Bytes = collected.to_bytes();
+        let collected = Limited::new(body, MAX_EVENT_BYTES).collect().await;
+        let raw: Bytes = collected.map_err(|_| WebhookError::Body)?.to_bytes();
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let signed = Signed {
             signature: header("x-zm-signature"),
@@ -182,55 +195,25 @@ impl Webhooks {
         };
         let settings = self.settings.load();
         let secrets = &settings.secrets;
-        let verified = signed.verify(
+        let index = signed.verify(
             &raw,
             secrets.iter().map(|(_, s)| s.expose().as_bytes()),
             self.clock.now_ms(),
             settings.tolerance,
-        );
-        let app = match verified {
-            Ok(index) => &secrets[index],
-            Err(error) => {
-                tracing::warn!(%error, "webhook refused");
-                return (
-                    Received::Refused,
-                    zoom_error(StatusCode::UNAUTHORIZED, "Invalid signature."),
-                );
-            }
-        };
-        let Ok(event) = serde_json::from_slice::<Event>(&raw) else {
-            return (
-                Received::Malformed,
-                zoom_error(StatusCode::BAD_REQUEST, "Not a Zoom event."),
-            );
-        };
-        let acted = match event.event.as_str() {
+        )?;
+        let app = &secrets[index];
+        let event = serde_json::from_slice::<Event>(&raw).map_err(|_| WebhookError::NotAnEvent)?;
+        let received = match event.event.as_str() {
             "endpoint.url_validation" => return self.validate(app, &event.payload),
-            "app_deauthorized" => self.deauthorize(app, &event).await,
+            "app_deauthorized" => self.deauthorize(app, &event).await?,
             other => {
                 tracing::info!(app = %app.0, event = other, "webhook event");
-                (Received::Accepted, body::json(StatusCode::OK, &json!({})))
+                Received::Accepted
             }
         };
-        if acted.1.status() != StatusCode::OK {
-            return acted;
-        }
-        match self
-            .fan_out(&app.0, &event.event, &parts.headers, &raw)
-            .await
-        {
-            Ok(()) => acted,
-            Err(error) => {
-                tracing::error!(app = %app.0, event = %event.event, %error, "webhook not queued for its targets; Zoom will deliver again");
-                (
-                    Received::Failed,
-                    zoom_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "The event could not be stored.",
-                    ),
-                )
-            }
-        }
+        self.fan_out(&app.0, &event.event, &parts.headers, &raw)
+            .await?;
+        Ok((received, body::json(StatusCode::OK, &json!({}))))
     }
 
     /// Queues the event, with Zoom's `x-zm-*` headers, for every target that
@@ -274,62 +257,40 @@ impl Webhooks {
         &self,
         (_, secret): &(String, Secret),
         payload: &Payload,
-    ) -> (Received, Response<Body>) {
-        let Some(plain) = &payload.plain_token else {
-            return (
-                Received::Malformed,
-                zoom_error(StatusCode::BAD_REQUEST, "No plainToken."),
-            );
-        };
+    ) -> Result<(Received, Response<Body>), WebhookError> {
+        let plain = payload
+            .plain_token
+            .as_ref()
+            .ok_or(WebhookError::NoPlainToken)?;
         let encrypted = signature::encrypted_token(secret.expose().as_bytes(), plain);
         let answer = json!({ "plainToken": plain, "encryptedToken": encrypted });
-        (Received::Validated, body::json(StatusCode::OK, &answer))
+        Ok((Received::Validated, body::json(StatusCode::OK, &answer)))
     }
 
-    /// Wipes the grant the event names, then acknowledges. A store that
-    /// cannot take the wipe gets Zoom a 500, so that Zoom delivers again.
+    /// Wipes the grant the event names. A store that cannot take the wipe
+    /// gets Zoom a 5xx, so that Zoom delivers again.
     async fn deauthorize(
         &self,
         (client_id, _): &(String, Secret),
         event: &Event,
-    ) -> (Received, Response<Body>) {
+    ) -> Result<Received, WebhookError> {
         let payload = &event.payload;
         // The payload names its app; a delivery signed by one app's secret
         // may only uninstall that app.
         if payload.client_id.as_deref().is_some_and(|c| c != client_id) {
-            tracing::warn!(app = %client_id, "app_deauthorized names another app; refused");
-            return (
-                Received::Refused,
-                zoom_error(StatusCode::UNAUTHORIZED, "Invalid signature."),
-            );
+            return Err(WebhookError::OtherApp);
         }
         let user = payload.user_id.as_deref().filter(|u| !u.is_empty());
         let account = payload.account_id.as_deref().filter(|a| !a.is_empty());
-        let wipe = self
+        let wiped = self
             .registry
-            .deauthorize(client_id, (user, account), event.event_ts);
-        match wipe.await {
-            Ok(wiped) => {
-                for id in &wiped {
-                    tracing::info!(grant = %id, "app_deauthorized: grant wiped, every binding revoked");
-                }
-                self.metrics.grants_deauthorized.inc_by(wiped.len() as u64);
-                (
-                    Received::Deauthorized,
-                    body::json(StatusCode::OK, &json!({})),
-                )
-            }
-            Err(error) => {
-                tracing::error!(app = %client_id, %error, "app_deauthorized: the store did not take the wipe; Zoom will deliver again");
-                (
-                    Received::Failed,
-                    zoom_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "The event could not be stored.",
-                    ),
-                )
-            }
+            .deauthorize(client_id, (user, account), event.event_ts)
+            .await?;
+        for id in &wiped {
+            tracing::info!(grant = %id, "app_deauthorized: grant wiped, every binding revoked");
         }
+        self.metrics.grants_deauthorized.inc_by(wiped.len() as u64);
+        Ok(Received::Deauthorized)
     }
 }
 
@@ -345,12 +306,4 @@ impl Settings {
             tolerance: config.webhooks.tolerance,
         }
     }
-}
-
-/// Zoom's API error envelope.
-fn zoom_error(status: StatusCode, message: &str) -> Response<Body> {
-    body::json(
-        status,
-        &json!({ "code": status.as_u16(), "message": message }),
-    )
 }
