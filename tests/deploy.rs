@@ -2,9 +2,11 @@
 //! renders (with `kubectl kustomize`) to manifests that keep the safety properties:
 //! non-root, read-only root filesystem, no capabilities, probes on grantmux's admin
 //! port, the proxy on loopback in the sidecar layout, secrets only from Secrets,
-//! never a per-pod file store with more than one replica, and, where grantmux
-//! intercepts Zoom's names, its CA key on a volume no other container mounts and an
-//! app that reaches the forward proxy and trusts the CA through the shared bundle.
+//! never a per-pod file store with more than one replica, with Redis a primary, a
+//! replica and three Sentinels that grantmux finds by the names the manifests give
+//! them and waits on for each write, and, where grantmux intercepts Zoom's names, its
+//! CA key on a volume no other container mounts and an app that reaches the forward
+//! proxy and trusts the CA through the shared bundle.
 //!
 //! These tests need kubectl. Without it they fail, loudly: they never skip.
 //! Schema validation and the Dockerfile lint need tools from PyPI and live in
@@ -228,6 +230,20 @@ fn rendered_config(objects: &[Value], workload: &Value, c: &Value) -> Result<tom
         .find(|w| w[0] == "--config")
         .map(|w| Path::new(w[1]))
         .ok_or_else(|| format!("{}: grantmux has no --config argument", name(workload)))?;
+    let text = mounted_file(objects, workload, c, file)?;
+    Ok(parse_config(
+        text,
+        &format!("{}: {}", name(workload), file.display()),
+    ))
+}
+
+/// The text of `file` as container `c` sees it: a key of the ConfigMap mounted over it.
+fn mounted_file<'a>(
+    objects: &'a [Value],
+    workload: &Value,
+    c: &Value,
+    file: &Path,
+) -> Result<&'a str, String> {
     let (mount, volume) = volume_over(workload, c, file)
         .ok_or_else(|| format!("{}: no volume holds {}", name(workload), file.display()))?;
     let map_name = volume["configMap"]["name"]
@@ -239,10 +255,9 @@ fn rendered_config(objects: &[Value], workload: &Value, c: &Value) -> Result<tom
         .ok_or_else(|| format!("ConfigMap {map_name} is not in the rendered output"))?;
     let rel = file.strip_prefix(mount).expect("mount is a prefix");
     let key = rel.to_str().unwrap_or_default();
-    let text = map["data"][key]
+    map["data"][key]
         .as_str()
-        .ok_or_else(|| format!("ConfigMap {map_name} has no {key}"))?;
-    Ok(parse_config(text, &format!("ConfigMap {map_name}/{key}")))
+        .ok_or_else(|| format!("ConfigMap {map_name} has no {key}"))
 }
 
 /// The container's mount whose path holds `file`, and the pod volume behind it.
@@ -528,6 +543,7 @@ fn store_rule(objects: &[Value], g: &Grantmux<'_>) -> Vec<String> {
             if config_str(&g.config, "store", "url_env").is_none() {
                 problems.push(format!("{at}: redis store without store.url_env"));
             }
+            problems.extend(redis_layout(objects, g));
         }
         other => problems.push(format!(
             "{at}: store.backend {other} keeps no grant across restarts"
@@ -831,7 +847,7 @@ fn intercept_gives_the_app_the_forward_proxy_and_the_bundle_never_the_key() {
 }
 
 #[test]
-fn replicated_uses_redis_with_aof_on() {
+fn replicated_uses_redis_with_sentinel() {
     let objects = render(REPLICATED);
     assert_sidecar(REPLICATED, &objects);
     let g = the_grantmux(&objects);
@@ -840,56 +856,92 @@ fn replicated_uses_redis_with_aof_on() {
         replicas(g.workload) > 1,
         "the replicated overlay runs several pods"
     );
-    assert_redis(REPLICATED, &objects, g.workload);
+    assert_redis_with_sentinel(REPLICATED, &objects, &g);
 }
 
-/// A Redis with the append-only file on, fsynced per write, reachable by `client`.
-fn assert_redis(dir: &str, objects: &[Value], client: &Value) {
-    let redis = objects
+/// The Redis of the redis layouts: a primary and a replica, three Sentinels with
+/// quorum 2, and grantmux finding the primary through them. `redis_layout` (run on
+/// every layout by `problems`) enforces the rules; this pins the concrete choices.
+fn assert_redis_with_sentinel(dir: &str, objects: &[Value], g: &Grantmux<'_>) {
+    let problems = redis_layout(objects, g);
+    assert!(
+        problems.is_empty(),
+        "deploy/{dir}:\n  {}",
+        problems.join("\n  ")
+    );
+
+    let data = stateful_set(objects, REDIS_DATA).expect("the data StatefulSet");
+    let sentinels = stateful_set(objects, REDIS_SENTINELS).expect("the Sentinel StatefulSet");
+    assert_eq!(replicas(data), 2, "{dir}: a primary and one replica");
+    assert_eq!(replicas(sentinels), 3, "{dir}: three Sentinels");
+    let monitor = sentinel_monitor(objects, sentinels).expect("sentinel monitor");
+    assert_eq!(monitor.master, "grantmux");
+    assert_eq!(monitor.quorum, 2);
+
+    let store = &g.config["store"];
+    let listed: Vec<&str> = store["sentinels"]
+        .as_array()
+        .expect("store.sentinels")
         .iter()
-        .find(|o| kind(o) == "StatefulSet" && name(o) == "grantmux-redis")
-        .unwrap_or_else(|| panic!("{dir}: no Redis StatefulSet"));
-    let args: Vec<&str> = containers(pod_spec(redis))
-        .flat_map(|c| items(&c["args"]))
+        .filter_map(toml::Value::as_str)
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "grantmux-redis-sentinel-0.grantmux-redis-sentinel:26379",
+            "grantmux-redis-sentinel-1.grantmux-redis-sentinel:26379",
+            "grantmux-redis-sentinel-2.grantmux-redis-sentinel:26379",
+        ],
+        "{dir}"
+    );
+    assert_eq!(store["sentinel_master"].as_str(), Some("grantmux"));
+    assert_eq!(store["min_replicas_acked"].as_integer(), Some(1));
+    assert_eq!(store["replica_ack_timeout"].as_str(), Some("1s"));
+    assert_eq!(store["url_env"].as_str(), Some("REDIS_URL"));
+    // No password in the config or the manifests: only the Secret's, by reference.
+    assert!(store.get("url").is_none());
+    let redis = containers(pod_spec(data))
+        .next()
+        .expect("the redis container");
+    let args: Vec<&str> = items(&redis["args"])
+        .iter()
         .filter_map(Value::as_str)
         .collect();
-    for pair in [["--appendonly", "yes"], ["--appendfsync", "always"]] {
+    for pair in [
+        ["--appendonly", "yes"],
+        ["--appendfsync", "always"],
+        ["--min-replicas-to-write", "1"],
+        ["--min-replicas-max-lag", "10"],
+    ] {
         assert!(
             args.windows(2).any(|w| w == pair),
-            "{dir}: Redis lacks {pair:?}: {args:?}"
+            "{dir}: Redis lacks {pair:?}"
         );
     }
-    let policy = objects
-        .iter()
-        .find(|o| {
-            kind(o) == "NetworkPolicy" && o["spec"]["podSelector"] == redis["spec"]["selector"]
-        })
-        .unwrap_or_else(|| panic!("{dir}: no NetworkPolicy guards Redis"));
-    assert_admits(dir, policy, client);
 }
 
 /// Every ingress rule of `policy` names a label the pods must carry, and `client`'s
 /// pods carry the labels of at least one rule.
-fn assert_admits(dir: &str, policy: &Value, client: &Value) {
+fn admits(policy: &Value, client: &Value) -> Result<(), String> {
     let labels = &client["spec"]["template"]["metadata"]["labels"];
     let mut admitted = false;
     for rule in items(&policy["spec"]["ingress"]) {
         let peers = items(&rule["from"]);
-        assert!(!peers.is_empty(), "{dir}: {} admits everyone", name(policy));
+        if peers.is_empty() {
+            return Err(format!("{} admits everyone", name(policy)));
+        }
         for peer in peers {
             let wanted = peer["podSelector"]["matchLabels"]
                 .as_object()
                 .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| panic!("{dir}: {} admits unlabelled pods", name(policy)));
+                .ok_or_else(|| format!("{} admits unlabelled pods", name(policy)))?;
             admitted |= wanted.iter().all(|(k, v)| labels[k] == *v);
         }
     }
-    assert!(
-        admitted,
-        "{dir}: {} does not admit {}",
-        name(policy),
-        name(client)
-    );
+    if !admitted {
+        return Err(format!("{} does not admit {}", name(policy), name(client)));
+    }
+    Ok(())
 }
 
 #[test]
@@ -898,7 +950,7 @@ fn central_is_a_service_behind_a_network_policy_with_redis() {
     let g = the_grantmux(&objects);
     assert!(!g.native_sidecar);
     assert_eq!(backend(&g.config), "redis");
-    assert_redis(CENTRAL, &objects, g.workload);
+    assert_redis_with_sentinel(CENTRAL, &objects, &g);
 
     let proxy = listen_addr(&g.config, "proxy");
     let selector = &g.workload["spec"]["selector"]["matchLabels"];
@@ -941,6 +993,484 @@ fn the_sidecar_base_alone_has_no_store_and_no_config() {
         grantmuxes(&objects).is_err(),
         "the base's grantmux has no config"
     );
+}
+
+// ---------------------------------------------------------------------------
+// (c) Redis with Sentinel (deploy/kubernetes/redis)
+// ---------------------------------------------------------------------------
+
+/// The StatefulSets of the Redis layout: its data nodes (a primary and its replica)
+/// and its Sentinels.
+const REDIS_DATA: &str = "grantmux-redis";
+const REDIS_SENTINELS: &str = "grantmux-redis-sentinel";
+
+/// What the Sentinels should do with two data nodes and three Sentinels (issue 19).
+const SENTINEL_SETTINGS: [(&str, &str); 2] = [
+    ("down-after-milliseconds", "5000"),
+    ("failover-timeout", "60000"),
+];
+
+fn stateful_set<'a>(objects: &'a [Value], wanted: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| kind(o) == "StatefulSet" && name(o) == wanted)
+}
+
+/// `<pod>.<Service>` for each pod of a StatefulSet: the names its pods keep when they
+/// are replaced. Only when `spec.serviceName` is a headless Service in the output that
+/// selects its pods and publishes them before they are ready (a replica syncing, a
+/// Sentinel waiting for its primary must be reachable by name all the same).
+fn stable_names(objects: &[Value], set: &Value) -> Result<Vec<String>, String> {
+    let at = name(set);
+    let service_name = set["spec"]["serviceName"]
+        .as_str()
+        .ok_or_else(|| format!("{at}: no serviceName"))?;
+    let service = objects
+        .iter()
+        .find(|o| kind(o) == "Service" && name(o) == service_name)
+        .ok_or_else(|| format!("{at}: its Service {service_name} is not in the output"))?;
+    if service["spec"]["clusterIP"] != "None" {
+        return Err(format!(
+            "{at}: Service {service_name} is not headless: its pods get no names"
+        ));
+    }
+    if service["spec"]["publishNotReadyAddresses"] != true {
+        return Err(format!(
+            "{at}: Service {service_name} does not publish pods before they are ready"
+        ));
+    }
+    let labels = &set["spec"]["template"]["metadata"]["labels"];
+    let selects = service["spec"]["selector"]
+        .as_object()
+        .is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| labels[k] == *v));
+    if !selects {
+        return Err(format!(
+            "{at}: Service {service_name} does not select its pods"
+        ));
+    }
+    Ok((0..replicas(set))
+        .map(|i| format!("{at}-{i}.{service_name}"))
+        .collect())
+}
+
+/// The port a Service publishes under `port_name`.
+fn service_port(objects: &[Value], set: &Value, port_name: &str) -> Option<u64> {
+    let service_name = set["spec"]["serviceName"].as_str()?;
+    let service = objects
+        .iter()
+        .find(|o| kind(o) == "Service" && name(o) == service_name)?;
+    items(&service["spec"]["ports"])
+        .iter()
+        .find(|p| p["name"] == port_name)?["port"]
+        .as_u64()
+}
+
+/// The single container of a Redis pod and the script it runs (`command: [sh, FILE]`,
+/// FILE from a ConfigMap).
+fn redis_script<'a>(objects: &'a [Value], set: &'a Value) -> Result<(&'a Value, &'a str), String> {
+    let at = name(set);
+    let c = containers(pod_spec(set))
+        .next()
+        .ok_or_else(|| format!("{at}: no container"))?;
+    let command: Vec<&str> = items(&c["command"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let ["sh", file] = command.as_slice() else {
+        return Err(format!("{at}: command is not [sh, SCRIPT]: {command:?}"));
+    };
+    Ok((c, mounted_file(objects, set, c, Path::new(file))?))
+}
+
+/// `VAR=value` at the start of a script's line, unquoted.
+fn script_var<'a>(script: &'a str, var: &str) -> Option<&'a str> {
+    let prefix = format!("{var}=");
+    script
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(str::trim)
+}
+
+/// The Sentinels' `sentinel monitor` line: the primary's name, its port, the quorum.
+struct Monitor {
+    master: String,
+    port: u64,
+    quorum: u64,
+}
+
+/// The Sentinel config template (`template=` in the Sentinels' script), its settings
+/// as words, comments left out.
+fn sentinel_template<'a>(
+    objects: &'a [Value],
+    set: &'a Value,
+) -> Result<Vec<Vec<&'a str>>, String> {
+    let (c, script) = redis_script(objects, set)?;
+    let template = script_var(script, "template")
+        .ok_or_else(|| format!("{}: the script names no template", name(set)))?;
+    let text = mounted_file(objects, set, c, Path::new(template))?;
+    Ok(text
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|words| words.first().is_some_and(|w| !w.starts_with('#')))
+        .collect())
+}
+
+fn sentinel_monitor(objects: &[Value], set: &Value) -> Result<Monitor, String> {
+    let lines = sentinel_template(objects, set)?;
+    let at = name(set);
+    let monitor = lines
+        .iter()
+        .find(|w| w.starts_with(&["sentinel", "monitor"]))
+        .ok_or_else(|| format!("{at}: no sentinel monitor line"))?;
+    let [_, _, master, _host, port, quorum] = monitor.as_slice() else {
+        return Err(format!(
+            "{at}: sentinel monitor has not 4 arguments: {monitor:?}"
+        ));
+    };
+    Ok(Monitor {
+        master: (*master).to_owned(),
+        port: port.parse().map_err(|_| format!("{at}: port {port}"))?,
+        quorum: quorum
+            .parse()
+            .map_err(|_| format!("{at}: quorum {quorum}"))?,
+    })
+}
+
+/// The rules of the Redis layout, with `g`'s config: one line per breach.
+fn redis_layout(objects: &[Value], g: &Grantmux<'_>) -> Vec<String> {
+    let (Some(data), Some(sentinels)) = (
+        stateful_set(objects, REDIS_DATA),
+        stateful_set(objects, REDIS_SENTINELS),
+    ) else {
+        return vec![format!(
+            "no StatefulSets {REDIS_DATA} and {REDIS_SENTINELS}: the redis layouts bring Redis with Sentinel"
+        )];
+    };
+    let mut problems = Vec::new();
+    let names = match (
+        stable_names(objects, data),
+        stable_names(objects, sentinels),
+    ) {
+        (Ok(data_names), Ok(sentinel_names)) => Some((data_names, sentinel_names)),
+        (data_names, sentinel_names) => {
+            problems.extend(data_names.err());
+            problems.extend(sentinel_names.err());
+            None
+        }
+    };
+    problems.extend(data_nodes(objects, data, g));
+    problems.extend(sentinel_rules(objects, sentinels, data, g));
+    if let Some((data_names, sentinel_names)) = names {
+        problems.extend(names_agree(
+            objects,
+            (data, &data_names),
+            (sentinels, &sentinel_names),
+            g,
+        ));
+    }
+    problems.extend(redis_password(objects, data, sentinels, g));
+    for set in [data, sentinels] {
+        let policy = objects.iter().find(|o| {
+            kind(o) == "NetworkPolicy" && o["spec"]["podSelector"] == set["spec"]["selector"]
+        });
+        let Some(policy) = policy else {
+            problems.push(format!("{}: no NetworkPolicy guards it", name(set)));
+            continue;
+        };
+        // grantmux, and the Redis pods among themselves: replication, the Sentinels'
+        // watch and gossip, a data node asking the Sentinels at start.
+        for client in [g.workload, data, sentinels] {
+            problems.extend(admits(policy, client).err());
+        }
+    }
+    problems
+}
+
+/// The data nodes: a primary and at least one replica, the append-only file fsynced
+/// per write, and the server refusing writes without the replicas grantmux waits for.
+fn data_nodes(objects: &[Value], data: &Value, g: &Grantmux<'_>) -> Vec<String> {
+    let at = name(data);
+    let mut problems = Vec::new();
+    let (c, script) = match redis_script(objects, data) {
+        Ok(found) => found,
+        Err(e) => return vec![e],
+    };
+    let args: Vec<&str> = items(&c["args"]).iter().filter_map(Value::as_str).collect();
+    let arg = |key: &str| args.windows(2).find(|w| w[0] == key).map(|w| w[1]);
+    for (key, value) in [("--appendonly", "yes"), ("--appendfsync", "always")] {
+        if arg(key) != Some(value) {
+            problems.push(format!("{at}: Redis runs without {key} {value}"));
+        }
+    }
+    let acked = g.config["store"]
+        .get("min_replicas_acked")
+        .and_then(toml::Value::as_integer)
+        .unwrap_or(0);
+    if acked < 1 {
+        problems.push(format!(
+            "{}: store.min_replicas_acked is {acked}: a failover could lose an acknowledged rotation",
+            name(g.workload)
+        ));
+    }
+    if !u64::try_from(acked).is_ok_and(|n| n < replicas(data)) {
+        problems.push(format!(
+            "{at}: {} data nodes have fewer replicas than store.min_replicas_acked = {acked}",
+            replicas(data)
+        ));
+    }
+    let to_write = arg("--min-replicas-to-write");
+    if to_write != Some(acked.to_string().as_str()) {
+        problems.push(format!(
+            "{at}: --min-replicas-to-write is {to_write:?}, not store.min_replicas_acked = {acked}"
+        ));
+    }
+    if arg("--min-replicas-max-lag") != Some("10") {
+        problems.push(format!("{at}: --min-replicas-max-lag is not 10"));
+    }
+    problems.extend(written_on_empty_dir(data, c, script));
+    problems
+}
+
+/// The config file a Redis script writes (`conf=`) is on a writable emptyDir: the
+/// root filesystem is read-only, and Redis and Sentinel rewrite their config file.
+fn written_on_empty_dir(set: &Value, c: &Value, script: &str) -> Option<String> {
+    let at = name(set);
+    let Some(conf) = script_var(script, "conf") else {
+        return Some(format!("{at}: the script names no config file (conf=)"));
+    };
+    let writable = volume_over(set, c, Path::new(conf)).is_some_and(|(mount, volume)| {
+        let mounted = items(&c["volumeMounts"])
+            .iter()
+            .find(|m| m["mountPath"] == mount);
+        volume["emptyDir"].is_object() && mounted.is_some_and(|m| m["readOnly"] != true)
+    });
+    (!writable).then(|| format!("{at}: its config file {conf} is not on a writable emptyDir"))
+}
+
+/// Three or more Sentinels, a majority quorum, the settings of [`SENTINEL_SETTINGS`],
+/// host names (pod IPs change), and the name grantmux asks for.
+fn sentinel_rules(
+    objects: &[Value],
+    sentinels: &Value,
+    data: &Value,
+    g: &Grantmux<'_>,
+) -> Vec<String> {
+    let at = name(sentinels);
+    let mut problems = Vec::new();
+    let count = replicas(sentinels);
+    if count < 3 {
+        problems.push(format!(
+            "{at}: {count} replicas; a failover needs 3 Sentinels"
+        ));
+    }
+    let (lines, monitor) = match (
+        sentinel_template(objects, sentinels),
+        sentinel_monitor(objects, sentinels),
+    ) {
+        (Ok(lines), Ok(monitor)) => (lines, monitor),
+        (lines, monitor) => return lines.err().into_iter().chain(monitor.err()).collect(),
+    };
+    // A majority, so that a Sentinel cut off alone cannot fail over; fewer than all,
+    // so that one Sentinel away (a node drain) does not prevent a failover.
+    if monitor.quorum * 2 <= count || monitor.quorum >= count {
+        problems.push(format!(
+            "{at}: quorum {} of {count} Sentinels: not a majority that one Sentinel away leaves",
+            monitor.quorum
+        ));
+    }
+    let master = config_str(&g.config, "store", "sentinel_master");
+    if master != Some(monitor.master.as_str()) {
+        problems.push(format!(
+            "{at}: the Sentinels monitor {:?}, store.sentinel_master is {master:?}",
+            monitor.master
+        ));
+    }
+    if Some(monitor.port) != service_port(objects, data, "redis") {
+        problems.push(format!(
+            "{at}: the Sentinels watch port {}, not the data nodes' Service port",
+            monitor.port
+        ));
+    }
+    let monitor_at = lines
+        .iter()
+        .position(|w| w.starts_with(&["sentinel", "monitor"]))
+        .unwrap_or(0);
+    for setting in ["resolve-hostnames", "announce-hostnames"] {
+        let at_line = lines
+            .iter()
+            .position(|w| *w == ["sentinel", setting, "yes"]);
+        if at_line.is_none_or(|i| i >= monitor_at) {
+            problems.push(format!(
+                "{at}: no sentinel {setting} yes before the monitor line"
+            ));
+        }
+    }
+    for (setting, value) in SENTINEL_SETTINGS {
+        let wanted = ["sentinel", setting, monitor.master.as_str(), value];
+        if !lines.iter().any(|w| *w == wanted) {
+            problems.push(format!("{at}: no {}", wanted.join(" ")));
+        }
+    }
+    let port_line = lines
+        .iter()
+        .find(|w| w[0] == "port")
+        .map(|w| w[1..].join(" "));
+    let c = containers(pod_spec(sentinels)).next();
+    let container = c.and_then(|c| container_port(c, &Value::from("sentinel")));
+    let service = service_port(objects, sentinels, "sentinel");
+    if port_line.as_deref() != Some("26379") || container != Some(26379) || service != Some(26379) {
+        problems.push(format!(
+            "{at}: port {port_line:?} in the template, {container:?} in the pod, {service:?} in the Service: 26379 wanted"
+        ));
+    }
+    match redis_script(objects, sentinels) {
+        Ok((c, script)) => problems.extend(written_on_empty_dir(sentinels, c, script)),
+        Err(e) => problems.push(e),
+    }
+    problems
+}
+
+/// The names agree: grantmux's `store.sentinels` are the Sentinel pods' stable names
+/// with the Sentinel Service's port, and both StatefulSets' scripts are given
+/// (`REDIS_HOSTS`, `SENTINEL_HOSTS`) the pods that exist, under the names they have.
+fn names_agree(
+    objects: &[Value],
+    (data, data_names): (&Value, &[String]),
+    (sentinels, sentinel_names): (&Value, &[String]),
+    g: &Grantmux<'_>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let port = service_port(objects, sentinels, "sentinel").unwrap_or(0);
+    let wanted: Vec<String> = sentinel_names
+        .iter()
+        .map(|n| format!("{n}:{port}"))
+        .collect();
+    let listed: Vec<&str> = g.config["store"]
+        .get("sentinels")
+        .and_then(toml::Value::as_array)
+        .map(|list| list.iter().filter_map(toml::Value::as_str).collect())
+        .unwrap_or_default();
+    if listed != wanted {
+        problems.push(format!(
+            "{}: store.sentinels {listed:?} are not the Sentinels the manifests create {wanted:?}",
+            name(g.workload)
+        ));
+    }
+    for set in [data, sentinels] {
+        for c in containers(pod_spec(set)) {
+            for (var, names) in [
+                ("REDIS_HOSTS", data_names),
+                ("SENTINEL_HOSTS", sentinel_names),
+            ] {
+                let given: Vec<&str> = env_value(c, var)
+                    .map(|v| v.split_whitespace().collect())
+                    .unwrap_or_default();
+                if given != names {
+                    problems.push(format!(
+                        "{}: {var} is {given:?}, the pods are {names:?}",
+                        name(set)
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The Redis password exists only in the Secret grantmux's URL is built from: every
+/// Redis container takes it from there (`secretKeyRef`), no argument and no template
+/// carries one, and the scripts write it into config files from the variable.
+fn redis_password(
+    objects: &[Value],
+    data: &Value,
+    sentinels: &Value,
+    g: &Grantmux<'_>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let url_var = config_str(&g.config, "store", "url_env").unwrap_or_default();
+    let url = env_value(g.container, url_var).unwrap_or_default();
+    let secret_of = |c: &Value, var: &str| -> Option<(String, String)> {
+        let defined = items(&c["env"]).iter().find(|v| v["name"] == var)?;
+        let r = &defined["valueFrom"]["secretKeyRef"];
+        Some((
+            r["name"].as_str()?.to_owned(),
+            r["key"].as_str()?.to_owned(),
+        ))
+    };
+    // The Secret behind the variable the URL's password comes from.
+    let grantmux_secret = items(&g.container["env"])
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .filter(|var| url.contains(&format!("$({var})")))
+        .find_map(|var| secret_of(g.container, var));
+    let Some(secret) = grantmux_secret else {
+        return vec![format!(
+            "{}: {url_var} takes no password from a Secret",
+            name(g.workload)
+        )];
+    };
+    for set in [data, sentinels] {
+        let at = name(set);
+        let Ok((c, script)) = redis_script(objects, set) else {
+            continue;
+        };
+        for var in items(&c["env"]) {
+            let var_name = var["name"].as_str().unwrap_or("?");
+            if !sounds_secret(var_name) {
+                continue;
+            }
+            if secret_of(c, var_name).as_ref() != Some(&secret) {
+                problems.push(format!(
+                    "{at}: {var_name} is not from the Secret {}/{} that grantmux's URL uses",
+                    secret.0, secret.1
+                ));
+            }
+        }
+        let args = items(&c["args"]).iter().filter_map(Value::as_str);
+        for arg in args {
+            if ["pass", "auth"]
+                .iter()
+                .any(|w| arg.to_lowercase().contains(w))
+            {
+                problems.push(format!("{at}: a password in its args ({arg})"));
+            }
+        }
+        // Where the scripts write it: from the variable, into the file on the emptyDir.
+        let password_lines: Vec<&str> = script
+            .lines()
+            .filter(|l| {
+                ["requirepass", "masterauth", "auth-pass"]
+                    .iter()
+                    .any(|w| l.contains(w))
+            })
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        if password_lines.is_empty()
+            || password_lines
+                .iter()
+                .any(|l| !l.contains("\"$REDIS_PASSWORD\""))
+        {
+            problems.push(format!(
+                "{at}: its script does not set the password from $REDIS_PASSWORD: {password_lines:?}"
+            ));
+        }
+        if secret_of(c, "REDIS_PASSWORD").as_ref() != Some(&secret) {
+            problems.push(format!("{at}: REDIS_PASSWORD is not from the Secret"));
+        }
+    }
+    if let Ok(lines) = sentinel_template(objects, sentinels) {
+        let inline = lines.iter().any(|w| {
+            w.iter()
+                .any(|word| ["requirepass", "masterauth", "auth-pass"].contains(word))
+        });
+        if inline {
+            problems.push(format!(
+                "{}: the Sentinel template carries a password",
+                name(sentinels)
+            ));
+        }
+    }
+    problems
 }
 
 // ---------------------------------------------------------------------------
@@ -1081,4 +1611,152 @@ fn a_shared_or_missing_interception_ca_is_caught() {
         &objects,
         "listen.forward_proxy 0.0.0.0:3128 is not loopback",
     );
+}
+
+/// The rendered ConfigMap file `key` of the Redis layout's scripts.
+fn redis_file_mut<'a>(objects: &'a mut [Value], key: &str) -> &'a mut Value {
+    let map = objects
+        .iter_mut()
+        .find(|o| kind(o) == "ConfigMap" && name(o).starts_with("grantmux-redis-scripts"))
+        .expect("the Redis scripts' ConfigMap");
+    &mut map["data"][key]
+}
+
+fn stateful_set_mut<'a>(objects: &'a mut [Value], wanted: &str) -> &'a mut Value {
+    objects
+        .iter_mut()
+        .find(|o| kind(o) == "StatefulSet" && name(o) == wanted)
+        .unwrap_or_else(|| panic!("no StatefulSet {wanted}"))
+}
+
+fn replace_in(value: &mut Value, from: &str, to: &str) {
+    let text = value.as_str().expect("a string");
+    assert!(text.contains(from), "{from:?} not in {text}");
+    *value = Value::from(text.replace(from, to));
+}
+
+#[test]
+fn a_redis_layout_grantmux_cannot_follow_is_caught() {
+    for dir in [REPLICATED, CENTRAL] {
+        // grantmux lists Sentinels by names the manifests do not create, or asks for
+        // another primary than they monitor.
+        let mut objects = render(dir);
+        replace_in(
+            config_text_mut(&mut objects),
+            "\"grantmux-redis-sentinel-0.grantmux-redis-sentinel:26379\"",
+            "\"redis-sentinel-0.redis-sentinel:26379\"",
+        );
+        assert_caught(&objects, "store.sentinels");
+        let mut objects = render(dir);
+        replace_in(
+            config_text_mut(&mut objects),
+            "sentinel_master = \"grantmux\"",
+            "sentinel_master = \"mymaster\"",
+        );
+        assert_caught(&objects, "store.sentinel_master is Some(\"mymaster\")");
+
+        // grantmux does not wait for the replica, or Redis does not refuse writes
+        // without one.
+        let mut objects = render(dir);
+        replace_in(
+            config_text_mut(&mut objects),
+            "min_replicas_acked = 1",
+            "min_replicas_acked = 0",
+        );
+        assert_caught(&objects, "store.min_replicas_acked is 0");
+        let mut objects = render(dir);
+        let args =
+            &mut pod_spec_mut(stateful_set_mut(&mut objects, REDIS_DATA))["containers"][0]["args"];
+        for arg in args.as_array_mut().expect("args") {
+            if arg == "--min-replicas-to-write" {
+                *arg = Value::from("--min-replicas-max-lag");
+            }
+        }
+        assert_caught(&objects, "--min-replicas-to-write is None");
+
+        // Two Sentinels, a quorum of one, IPs instead of names, a shorter watch.
+        let mut objects = render(dir);
+        stateful_set_mut(&mut objects, REDIS_SENTINELS)["spec"]["replicas"] = Value::from(2);
+        assert_caught(&objects, "2 replicas; a failover needs 3 Sentinels");
+        assert_caught(&objects, "store.sentinels");
+        assert_caught(&objects, "SENTINEL_HOSTS is");
+        let mut objects = render(dir);
+        replace_in(
+            redis_file_mut(&mut objects, "sentinel.conf"),
+            "@PRIMARY@ 6379 2",
+            "@PRIMARY@ 6379 1",
+        );
+        assert_caught(&objects, "quorum 1 of 3 Sentinels");
+        let mut objects = render(dir);
+        replace_in(
+            redis_file_mut(&mut objects, "sentinel.conf"),
+            "@PRIMARY@ 6379 2",
+            "@PRIMARY@ 6379 3",
+        );
+        assert_caught(&objects, "quorum 3 of 3 Sentinels");
+        let mut objects = render(dir);
+        replace_in(
+            redis_file_mut(&mut objects, "sentinel.conf"),
+            "sentinel announce-hostnames yes",
+            "sentinel announce-hostnames no",
+        );
+        assert_caught(&objects, "no sentinel announce-hostnames yes");
+        let mut objects = render(dir);
+        replace_in(
+            redis_file_mut(&mut objects, "sentinel.conf"),
+            "down-after-milliseconds grantmux 5000",
+            "down-after-milliseconds grantmux 30000",
+        );
+        assert_caught(
+            &objects,
+            "no sentinel down-after-milliseconds grantmux 5000",
+        );
+
+        // Pods without stable names: the Service got a cluster IP.
+        let mut objects = render(dir);
+        for o in objects.iter_mut() {
+            if kind(o) == "Service" && name(o) == REDIS_DATA {
+                o["spec"]["clusterIP"] = Value::Null;
+            }
+        }
+        assert_caught(&objects, "is not headless");
+
+        // The password inline: in the template, in the args, as a literal variable.
+        let mut objects = render(dir);
+        replace_in(
+            redis_file_mut(&mut objects, "sentinel.conf"),
+            "sentinel parallel-syncs grantmux 1",
+            "sentinel parallel-syncs grantmux 1\nsentinel auth-pass grantmux hunter2",
+        );
+        assert_caught(&objects, "the Sentinel template carries a password");
+        let mut objects = render(dir);
+        let redis = &mut pod_spec_mut(stateful_set_mut(&mut objects, REDIS_DATA))["containers"][0];
+        redis["args"]
+            .as_array_mut()
+            .expect("args")
+            .extend([Value::from("--requirepass"), Value::from("hunter2")]);
+        for var in redis["env"].as_array_mut().expect("env") {
+            if var["name"] == "REDISCLI_AUTH" {
+                *var = serde_json::json!({ "name": "REDISCLI_AUTH", "value": "hunter2" });
+            }
+        }
+        assert_caught(&objects, "a password in its args (--requirepass)");
+        assert_caught(
+            &objects,
+            "REDISCLI_AUTH is not from the Secret grantmux-redis/password",
+        );
+
+        // The Sentinels' config on the read-only ConfigMap: Sentinel cannot rewrite it.
+        let mut objects = render(dir);
+        replace_in(
+            redis_file_mut(&mut objects, "sentinel.sh"),
+            "conf=/run/sentinel/sentinel.conf",
+            "conf=/etc/grantmux-redis/sentinel.conf",
+        );
+        assert_caught(&objects, "is not on a writable emptyDir");
+    }
+}
+
+fn pod_spec_mut(workload: &mut Value) -> &mut Value {
+    &mut workload["spec"]["template"]["spec"]
 }
