@@ -25,7 +25,8 @@
 //!               attempt guard and write-through, adoption, bindings, registry, virtual tokens
 //! store/        trait GrantStore (storage) and trait Coordinator (lock, refresh marker,
 //!               announcements; `Local` for one process); trait Outbox (durable delivery
-//!               queues); memory, file (redb), redis; AES-256-GCM
+//!               queues); memory, file (redb), redis (its primary found by URL or through
+//!               Sentinel and followed across failovers; WAIT for replicas); AES-256-GCM
 //! oauth/        the Zoom token client; the caller-facing token endpoint
 //! proxy/        classification, caller keys, header rules, forwarding, replay on 401
 //!               and on Zoom's per-second 429

@@ -94,6 +94,15 @@ impl GrantHandle {
             attempt.end().await;
             return Outcome::Settled;
         }
+        let unsettled = self.ctx.coord.unsettled_for();
+        if !unsettled.is_zero() {
+            tracing::info!(grant = %self.key(), wait = ?unsettled, "the store just failed over; letting replicas write what they hold first");
+            tokio::time::sleep(unsettled).await;
+        }
+        if !unsettled.is_zero() && self.settled_by_store(flight, need).await {
+            attempt.end().await;
+            return Outcome::Settled;
+        }
         let interrupted = match attempt.begin().await {
             Ok(interrupted) => interrupted,
             Err(error) => return Outcome::Failed(format!("cannot record the refresh: {error}")),

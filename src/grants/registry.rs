@@ -70,6 +70,16 @@ impl Registry {
     pub async fn reload(&self, key: &GrantKey) {
         if let Some(grant) = self.get(key) {
             grant.sync_from_store().await;
+            if grant.is_unpersisted() {
+                // The store came back, or is another one now (a failover):
+                // the token only we hold goes there at once, not after the
+                // retry's backoff, before another replica acts on the older one.
+                tokio::spawn(async move {
+                    if let Err(error) = grant.flush().await {
+                        tracing::debug!(grant = %grant.key(), %error, "write after the store changed failed; the retry goes on");
+                    }
+                });
+            }
             return;
         }
         match self.ctx.store.load(key).await {

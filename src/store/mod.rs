@@ -79,6 +79,14 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug + 'static {
 
     /// Grants other replicas changed, if this store can tell.
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<GrantKey>>;
+
+    /// How long a refresh should still wait before calling Zoom because the
+    /// store just failed over: replicas holding rotations the old primary
+    /// lost write them to the new one first. Zero for a store that never
+    /// fails over.
+    fn unsettled_for(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// The coordinator of a store only this process uses (memory, file): the

@@ -35,6 +35,16 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"grantmux store key check v1";
 /// How long an unfinished refresh stays on record. Past the refresher's limbo
 /// (5 min) the question it answers no longer matters.
 const INTENT_TTL: Duration = Duration::from_secs(15 * 60);
+/// After following a failover, refreshes wait this long before calling Zoom:
+/// every replica follows within a second or so, and one that holds a rotation
+/// the old primary lost writes it to the new one as it follows. A refresh
+/// that waited then finds the newer token in the store instead of sending
+/// Zoom a refresh token it has already revoked.
+const FAILOVER_SETTLE: Duration = Duration::from_secs(3);
+/// After following a failover, how long every refresh is treated as possibly
+/// interrupted. Replicas holding unwritten rotations write them as soon as
+/// they follow (a second or two after Sentinel's switch).
+const FAILOVER_GRACE: Duration = Duration::from_secs(60);
 /// `load_all` reads this many grants per round trip.
 const LOAD_BATCH: usize = 500;
 
@@ -172,6 +182,10 @@ impl Coordinator for RedisStore {
         })
     }
 
+    fn unsettled_for(&self) -> Duration {
+        self.inner.primary.unsettled_for(FAILOVER_SETTLE)
+    }
+
     fn changes(&self) -> Option<broadcast::Receiver<GrantKey>> {
         Some(self.inner.changes.subscribe())
     }
@@ -284,7 +298,11 @@ impl Inner {
             .invoke_async(&mut self.primary.conn())
             .await
             .map_err(unavailable)?;
-        Ok(interrupted == 1)
+        // Markers written just before a failover may not have reached the
+        // new primary, and a replica may hold a rotated token it has not
+        // written there yet: for a while, a refusal from Zoom is treated as
+        // such a rotation in flight (the grant waits for it), not a death.
+        Ok(interrupted == 1 || self.primary.moved_within(FAILOVER_GRACE))
     }
 
     async fn end_refresh(&self, id: String) -> Result<(), StoreError> {

@@ -135,7 +135,16 @@ url = "http://{port}/zoom/events"
     println!(
         "delivery: {all} events queued over a {OUTAGE:?} outage and a kill -9 reached the target {drained:?} after it came back; Zoom's 200 took {per_ack:?} per event (queued and fsynced first)"
     );
-    let after = admin_json(&http, gmx.admin, "/deliveries").await;
+    // The target answers after it has recorded the request; the courier
+    // removes a message once it has the answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let after = admin_json(&http, gmx.admin, "/deliveries").await;
+        if after["queues"][0]["pending"] == 0 || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(after["queues"][0]["pending"], 0, "{after}");
     assert_eq!(after["queues"][0]["dead"], 0, "{after}");
     gmx.stop("-TERM");

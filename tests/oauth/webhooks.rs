@@ -368,11 +368,17 @@ async fn one_meeting_event_reaches_every_target_that_takes_it() {
         "{deliveries}"
     );
     assert!(audit.received().is_empty());
-    let m = metrics(&h).await;
-    assert!(
-        m.contains(r#"grantmux_deliveries_total{queue="target:billing",result="delivered"} 1"#),
-        "{m}"
-    );
+    // Counted once the target's answer is in, which is after it recorded the event.
+    let delivered = r#"grantmux_deliveries_total{queue="target:billing",result="delivered"} 1"#;
+    let mut m = metrics(&h).await;
+    for _ in 0..500 {
+        if m.contains(delivered) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        m = metrics(&h).await;
+    }
+    assert!(m.contains(delivered), "{m}");
     assert!(
         !m.contains(r#"queue="target:audit",result="delivered""#),
         "{m}"

@@ -52,6 +52,8 @@ struct Inner {
 /// The connections to one primary.
 struct Link {
     epoch: u64,
+    /// When this process switched to this primary; `None` for the first.
+    since: Option<std::time::Instant>,
     /// `host:port`, for logs.
     addr: String,
     client: Client,
@@ -116,6 +118,20 @@ impl Primary {
     /// Failovers followed since start.
     pub fn epoch(&self) -> u64 {
         self.inner.link.load().epoch
+    }
+
+    /// Whether this process followed a failover less than `window` ago.
+    pub fn moved_within(&self, window: Duration) -> bool {
+        let link = self.inner.link.load();
+        link.since.is_some_and(|since| since.elapsed() < window)
+    }
+
+    /// What is left of `window` since this process followed a failover.
+    pub fn unsettled_for(&self, window: Duration) -> Duration {
+        let link = self.inner.link.load();
+        link.since.map_or(Duration::ZERO, |since| {
+            window.saturating_sub(since.elapsed())
+        })
     }
 
     /// Changes with each failover followed.
@@ -300,6 +316,7 @@ async fn connect(info: ConnectionInfo, epoch: u64) -> Result<Link, StoreError> {
     let acked = manager().await.map_err(unavailable)?;
     Ok(Link {
         epoch,
+        since: (epoch > 0).then(std::time::Instant::now),
         addr,
         client,
         conn,
