@@ -69,6 +69,10 @@ pub enum AdminCommand {
     Status,
     /// Rate-limit budgets and daily closures.
     Ratelimits,
+    /// Webhook and notification queues: pending, dead, the oldest one's attempts.
+    Deliveries,
+    /// A queue's dead letters (QUEUE as `deliveries` lists it, e.g. `target:billing`).
+    Dead { queue: String },
 }
 
 /// Why a command failed, by who is at fault; [`AdminCliError::exit_code`] tells them apart.
@@ -123,6 +127,14 @@ pub async fn run(args: AdminArgs) -> Result<(), AdminCliError> {
         AdminCommand::Status => status(&api, json).await,
         AdminCommand::Ratelimits => {
             show(&api, Method::GET, "/ratelimits", json, render::ratelimits).await
+        }
+        AdminCommand::Deliveries => {
+            show(&api, Method::GET, "/deliveries", json, render::deliveries).await
+        }
+        AdminCommand::Dead { queue } => {
+            let queue: String = form_urlencoded::byte_serialize(queue.as_bytes()).collect();
+            let path = format!("/deliveries/{queue}/dead");
+            show(&api, Method::GET, &path, json, render::dead_letters).await
         }
     };
     match result {

@@ -237,6 +237,63 @@ pub(super) fn ratelimits(v: &Value) -> String {
     out
 }
 
+/// `/deliveries`: one row per queue.
+pub(super) fn deliveries(v: &Value) -> String {
+    let queues = v["queues"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if queues.is_empty() {
+        return "no delivery queues: no [[webhook_target]] or [[notify]] configured\n".to_owned();
+    }
+    let header = [
+        "QUEUE",
+        "URL",
+        "PENDING",
+        "DEAD",
+        "OLDEST",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "LAST ERROR",
+    ];
+    let rows: Vec<Vec<String>> = queues
+        .iter()
+        .map(|q| {
+            let head = &q["head"];
+            vec![
+                cell(&q["queue"]),
+                cell(&q["url"]),
+                cell(&q["pending"]),
+                cell(&q["dead"]),
+                cell(&head["event"]),
+                cell(&head["attempts"]),
+                time(&head["next_attempt_ms"]),
+                cell(&head["last_error"]),
+            ]
+        })
+        .collect();
+    table(&header, &rows)
+}
+
+/// `/deliveries/{queue}/dead`: the dead letters, oldest first.
+pub(super) fn dead_letters(v: &Value) -> String {
+    let dead = v["dead"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if dead.is_empty() {
+        return format!("no dead letters in {}\n", cell(&v["queue"]));
+    }
+    let header = ["ID", "EVENT", "QUEUED", "ATTEMPTS", "LAST ERROR"];
+    let rows: Vec<Vec<String>> = dead
+        .iter()
+        .map(|d| {
+            vec![
+                cell(&d["id"]),
+                cell(&d["event"]),
+                time(&d["queued_at_ms"]),
+                cell(&d["attempts"]),
+                cell(&d["last_error"]),
+            ]
+        })
+        .collect();
+    table(&header, &rows)
+}
+
 fn budget_row(b: &Value) -> Vec<String> {
     let remaining = match (&b["zoom_remaining"], &b["zoom_remaining_type"]) {
         (Value::Null, _) => "-".to_owned(),

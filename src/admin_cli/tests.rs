@@ -139,3 +139,46 @@ fn the_configs_admin_address_is_reached_on_loopback() {
         assert_eq!(error.exit_code(), 64);
     }
 }
+
+#[test]
+fn deliveries_and_dead_letters_read_as_tables() {
+    let queues = json!({ "queues": [
+        { "queue": "target:billing", "url": "http://billing/zoom", "pending": 3, "dead": 1,
+          "head": { "id": 7, "event": "meeting.created", "queued_at_ms": 1_700_000_000_000u64,
+                    "attempts": 2, "next_attempt_ms": 1_700_000_000_000u64,
+                    "last_error": "status 503" } },
+        { "queue": "notify:ops", "url": "https://ops/hook", "pending": 0, "dead": 0,
+          "head": null },
+    ]});
+    let out = render::deliveries(&queues);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("QUEUE "), "{out}");
+    assert!(
+        lines[1].contains("meeting.created") && lines[1].contains("2023-11-14T22:13:20Z"),
+        "{out}"
+    );
+    assert!(lines[1].ends_with("status 503"), "{out}");
+    let idle: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(
+        idle[..4],
+        ["notify:ops", "https://ops/hook", "0", "0"],
+        "{out}"
+    );
+    assert!(render::deliveries(&json!({ "queues": [] })).contains("no delivery queues"));
+
+    let dead = json!({ "queue": "target:billing", "dead": [
+        { "id": 4, "event": "meeting.ended", "queued_at_ms": 1_700_000_000_000u64,
+          "attempts": 20, "last_error": "connection refused" } ]});
+    let out = render::dead_letters(&dead);
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("4 ") && l.ends_with("connection refused")),
+        "{out}"
+    );
+    let none = json!({ "queue": "target:billing", "dead": [] });
+    assert_eq!(
+        render::dead_letters(&none),
+        "no dead letters in target:billing\n"
+    );
+}

@@ -590,3 +590,31 @@ async fn a_rotated_token_the_store_refused_is_announced() {
     store.set_fail_writes(false);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_listener_of_its_own_serves_the_endpoint_and_nothing_else() {
+    let h = start_on(None, |c| {
+        c.webhooks.listen = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    let own = h.gmx.webhooks_addr.expect("webhooks.listen is bound");
+    let target =
+        json!({ "url": format!("http://{own}/webhooks/zoom"), "secret_token": WEBHOOK_SECRET });
+    assert_eq!(sim_control(&h, "/_sim/webhooks", &target).await.status, 200);
+    let a = sim_control(&h, "/_sim/webhooks/validate", &json!({})).await;
+    assert_eq!(a.json()["valid"], true, "{}", text(&a));
+
+    // An Ingress routed here reaches no Zoom API and no token endpoint.
+    let caller = authorize(&h, &gmx(&h), USER).await;
+    let api = me(&h, &format!("http://{own}"), &caller.access).await;
+    assert_eq!(api.status, 404, "{}", text(&api));
+    assert_eq!(api.json()["code"], 404);
+    let token = refresh(
+        &h,
+        &format!("http://{own}"),
+        caller.refresh.as_deref().expect("refresh"),
+    )
+    .await;
+    assert_eq!(token.status, 404, "{}", text(&token));
+    h.shutdown().await;
+}
