@@ -41,6 +41,8 @@ impl GrantHandle {
         loop {
             let record = &flight.record;
             if record.deauthorized_at().is_some() {
+                // Zoom's retry after a wipe whose rewrite failed: finish it.
+                self.ctx.store.finish_wipe().await?;
                 return Ok(false);
             }
             let reinstalled = |ev: UnixMillis| record.refreshed_at_ms > ev + REINSTALL_MARGIN_MS;

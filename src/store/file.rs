@@ -212,6 +212,11 @@ impl GrantStore for FileStore {
         })
     }
 
+    fn finish_wipe(&self) -> StoreFuture<'_, ()> {
+        let inner = self.inner.clone();
+        Box::pin(async move { blocking(move || inner.finish_owed_rewrite().map(drop)).await })
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         let result = self.inner.ping();
         Box::pin(async move { result })

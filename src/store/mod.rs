@@ -48,6 +48,13 @@ pub trait GrantStore: Send + Sync + std::fmt::Debug + 'static {
         self.save(grant)
     }
 
+    /// Finishes what an earlier [`GrantStore::save_wiped`] left undone after
+    /// its write landed (a failed rewrite). A retried `app_deauthorized` calls
+    /// it for a grant already wiped, so that its 200 still means no copy is left.
+    fn finish_wipe(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Is the store reachable? Used by `/readyz`.
     fn ping(&self) -> StoreFuture<'_, ()>;
 

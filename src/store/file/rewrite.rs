@@ -69,20 +69,32 @@ impl Inner {
     /// a half-built new file. Failures are logged, not fatal: the database is
     /// whole either way; only old pages linger until the next rewrite.
     pub(super) fn finish_pending_wipe(&self) {
-        let pending = self.read(|txn| {
-            let meta = txn.open_table(META).map_err(at(&self.folder))?;
-            let mark = meta.get(WIPE_PENDING).map_err(at(&self.folder))?;
-            Ok(mark.is_some())
-        });
-        let done = match pending {
-            Ok(true) => self.rewrite(),
-            Ok(false) => remove_if_present(&self.folder.join(COMPACT_FILE)),
-            Err(e) => Err(e),
-        };
+        let done = self
+            .finish_owed_rewrite()
+            .and_then(|rewrote| match rewrote {
+                true => Ok(()),
+                false => remove_if_present(&self.folder.join(COMPACT_FILE)),
+            });
         if let Err(error) = done {
             let folder = self.folder.display();
             tracing::warn!(%error, %folder, "could not finish an interrupted store rewrite");
         }
+    }
+}
+
+impl Inner {
+    /// Does the rewrite the `wipe_pending` mark says is owed, if it is.
+    /// Returns whether there was one.
+    pub(super) fn finish_owed_rewrite(&self) -> Result<bool, StoreError> {
+        let pending = self.read(|txn| {
+            let meta = txn.open_table(META).map_err(at(&self.folder))?;
+            let mark = meta.get(WIPE_PENDING).map_err(at(&self.folder))?;
+            Ok(mark.is_some())
+        })?;
+        if pending {
+            self.rewrite()?;
+        }
+        Ok(pending)
     }
 }
 
@@ -363,6 +375,23 @@ mod tests {
         assert!(shape(&store)
             .iter()
             .any(|(name, _)| name == "from_the_future"));
+        assert_eq!(store.load_all().await.expect("load_all"), [grant(1, 2)]);
+
+        // Zoom delivers the uninstall again once the cause is gone: the grant
+        // is wiped already, and the rewrite still owed is done before its 200.
+        store
+            .inner
+            .write_txn(|txn| {
+                let future = TableDefinition::<&str, &[u8]>::new("from_the_future");
+                txn.delete_table(future).map_err(at(Path::new("test")))?;
+                Ok(())
+            })
+            .expect("the unknown table dropped");
+        store.finish_wipe().await.expect("the owed rewrite");
+        assert!(
+            !store.inner.finish_owed_rewrite().expect("read the mark"),
+            "nothing is owed any more"
+        );
         assert_eq!(store.load_all().await.expect("load_all"), [grant(1, 2)]);
     }
 
