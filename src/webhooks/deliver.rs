@@ -46,6 +46,9 @@ const SHARED_POLL: Duration = Duration::from_secs(1);
 const LOCAL_POLL: Duration = Duration::from_secs(30);
 /// A store that failed is asked again after this long.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// A queue's gauges are refreshed at most this often: counting a long file
+/// queue is a range scan, too dear for every message of a backlog.
+const OBSERVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Every queue, the store they live in, and the client that delivers them.
 #[derive(Debug)]
@@ -77,6 +80,8 @@ pub struct Queue {
     pub notify_secret: Option<Secret>,
     /// Rung after a push, so an idle courier starts at once.
     wake: Notify,
+    /// When the gauges were last refreshed; only its courier touches it.
+    observed: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// What one turn of a courier found.
@@ -110,6 +115,7 @@ impl Outgoing {
             app: t.app.clone(),
             notify_secret: None,
             wake: Notify::new(),
+            observed: std::sync::Mutex::new(None),
         });
         let notify = webhooks.notify.iter().map(|n| Queue {
             name: format!("notify:{}", n.name),
@@ -118,6 +124,7 @@ impl Outgoing {
             app: None,
             notify_secret: Some(n.secret.clone()),
             wake: Notify::new(),
+            observed: std::sync::Mutex::new(None),
         });
         let queues = targets
             .chain(notify)
@@ -340,8 +347,15 @@ impl Outgoing {
         &self.metrics
     }
 
-    /// Refreshes the queue's gauges from the store.
+    /// Refreshes the queue's gauges from the store, at most every [`OBSERVE_EVERY`].
     async fn observe(&self, queue: &Queue) {
+        {
+            let mut observed = queue.observed.lock().unwrap_or_else(|p| p.into_inner());
+            if observed.is_some_and(|at| at.elapsed() < OBSERVE_EVERY) {
+                return;
+            }
+            *observed = Some(std::time::Instant::now());
+        }
         let Ok(counts) = self.outbox.counts(&queue.name).await else {
             return;
         };
