@@ -119,10 +119,10 @@ impl Running {
         let outgoing = Arc::new(Outgoing::new(
             &config,
             outbox,
-            shared_budget.is_some(),
+            (shared_budget.is_some(), &tls),
             options.clock.clone(),
             metrics.metrics.clone(),
-        )?);
+        ));
         let lifecycle: Arc<dyn Lifecycle> = match config.webhooks.notify.is_empty() {
             true => Arc::new(Silent),
             false => Arc::new(Notifier::new(outgoing.clone())),

@@ -99,14 +99,16 @@ enum Turn {
 // === impl Outgoing ===
 
 impl Outgoing {
-    /// Every queue `config` names. `shared`: replicas share the store.
+    /// Every queue `config` names. `shared`: replicas share the store. `tls`:
+    /// the roots the Zoom clients trust (the platform's, webpki's and
+    /// `zoom.ca_file`), loaded once for both.
     pub fn new(
         config: &Config,
         outbox: Arc<dyn Outbox>,
-        shared: bool,
+        (shared, tls): (bool, &rustls::ClientConfig),
         clock: Clock,
         metrics: Metrics,
-    ) -> Result<Self, upstream::TlsSetupError> {
+    ) -> Self {
         let webhooks = &config.webhooks;
         let targets = webhooks.targets.iter().map(|t| Queue {
             name: format!("target:{}", t.name),
@@ -130,11 +132,10 @@ impl Outgoing {
             .chain(notify)
             .map(|q| (q.name.clone(), Arc::new(q)))
             .collect();
-        // Targets are the operator's own systems: the system resolver and
-        // roots (plus zoom.ca_file), never the DNS bypass meant for Zoom.
-        let tls = upstream::tls_config(config.zoom.ca_file.as_deref())?;
-        let client = upstream::client(&tls, webhooks.delivery.timeout, upstream::Resolver::System);
-        Ok(Self {
+        // Targets are the operator's own systems: the system resolver, never
+        // the DNS bypass meant for Zoom.
+        let client = upstream::client(tls, webhooks.delivery.timeout, upstream::Resolver::System);
+        Self {
             outbox,
             client,
             delivery: webhooks.delivery.clone(),
@@ -143,7 +144,7 @@ impl Outgoing {
             clock,
             metrics,
             poll: if shared { SHARED_POLL } else { LOCAL_POLL },
-        })
+        }
     }
 
     /// Takes rotated app secrets from a reloaded config.
