@@ -149,6 +149,27 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    /// Seals `grant` here, then runs `write` on the blocking pool. The
+    /// `store_save` failpoint fails every grant write alike.
+    fn write_sealed<'a>(
+        &'a self,
+        grant: &'a Grant,
+        write: fn(&Inner, &Sealed) -> Result<(), StoreError>,
+    ) -> StoreFuture<'a, ()> {
+        if crate::failpoint::failing("store_save") {
+            let failed = StoreError::Unavailable("failpoint store_save: the write failed".into());
+            return Box::pin(async move { Err(failed) });
+        }
+        let inner = self.inner.clone();
+        let sealed = inner.seal(grant);
+        Box::pin(async move {
+            let sealed = sealed?;
+            blocking(move || write(&inner, &sealed)).await
+        })
+    }
+}
+
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileStore")
@@ -179,15 +200,8 @@ impl GrantStore for FileStore {
     }
 
     fn save<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {
-        if crate::failpoint::failing("store_save") {
-            let failed = StoreError::Unavailable("failpoint store_save: the write failed".into());
-            return Box::pin(async move { Err(failed) });
-        }
-        let inner = self.inner.clone();
-        let sealed = inner.seal(grant);
-        Box::pin(async move {
-            let sealed = sealed?;
-            blocking(move || inner.write(&[sealed])).await
+        self.write_sealed(grant, |inner, sealed| {
+            inner.write(std::slice::from_ref(sealed))
         })
     }
 
@@ -195,21 +209,12 @@ impl GrantStore for FileStore {
     /// file (see `rewrite`); `Ok` only once both are done and durable.
     ///
     /// The save commits a `wipe_pending` mark with the grant, and the rewrite
-    /// drops it, so a crash between the two is finished at the next open. What
-    /// stays open: if the rewrite fails here (a full disk), the caller answers
-    /// Zoom 500, and Zoom's retry finds the grant already wiped and does not
-    /// call this again; the old pages then stay until the next wipe or restart.
+    /// drops it, so a crash between the two is finished at the next open. If
+    /// the rewrite fails here (a full disk), the caller answers Zoom with a
+    /// 5xx, and Zoom's retry finds the grant already wiped and calls
+    /// [`GrantStore::finish_wipe`], which does the rewrite still owed.
     fn save_wiped<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {
-        if crate::failpoint::failing("store_save") {
-            let failed = StoreError::Unavailable("failpoint store_save: the write failed".into());
-            return Box::pin(async move { Err(failed) });
-        }
-        let inner = self.inner.clone();
-        let sealed = inner.seal(grant);
-        Box::pin(async move {
-            let sealed = sealed?;
-            blocking(move || inner.write_wiped(&sealed)).await
-        })
+        self.write_sealed(grant, Inner::write_wiped)
     }
 
     fn finish_wipe(&self) -> StoreFuture<'_, ()> {

@@ -233,7 +233,6 @@ impl Inner {
     async fn save(&self, grant: &Grant) -> Result<(), StoreError> {
         let id = grant.key.id();
         let sealed = self.cipher.seal_grant(grant)?;
-        let mut conn = self.primary.acked();
         let mut script = self.scripts.save.prepare_invoke();
         script
             .key(Keys::grant(&id))
@@ -241,12 +240,7 @@ impl Inner {
             .arg(grant.version)
             .arg(sealed)
             .arg(&id);
-        let stored: i64 = once_more_if_dropped(|| {
-            let (script, mut conn) = (&script, conn.clone());
-            async move { script.invoke_async(&mut conn).await }
-        })
-        .await
-        .map_err(unavailable)?;
+        let (stored, mut conn) = self.invoke_acked(&script).await?;
         match u64::try_from(stored) {
             Err(_) => self.replicated(&mut conn).await,
             Ok(stored) => Err(StoreError::Conflict {
@@ -255,6 +249,27 @@ impl Inner {
                 attempted: grant.version,
             }),
         }
+    }
+
+    /// Runs a write script on the connection [`Inner::replicated`] waits on,
+    /// and returns that connection with the script's answer. Sent once more
+    /// if the connection had dropped: it sits idle between writes, so after
+    /// Redis restarted or failed over its first command finds it dead (the
+    /// repeat waits for the reconnect). Only fenced or idempotent scripts go
+    /// through here: a repeat of one that did land is refused by its version,
+    /// or harmless.
+    pub(super) async fn invoke_acked(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<(i64, redis::aio::ConnectionManager), StoreError> {
+        let mut conn = self.primary.acked();
+        let answer = match script.invoke_async(&mut conn).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                script.invoke_async(&mut conn).await
+            }
+            done => done,
+        };
+        Ok((answer.map_err(unavailable)?, conn))
     }
 
     /// Waits until `store.min_replicas_acked` replicas hold every write sent
@@ -352,21 +367,6 @@ async fn check_key(
              same store.key_env / store.key_file"
                 .into(),
         )),
-    }
-}
-
-/// Runs `op`, and once more if the connection had dropped: the write
-/// connection sits idle between writes, so after Redis restarted or failed
-/// over, its first command finds it dead (the retry waits for the
-/// reconnect). Only fenced or idempotent writes go through here: a repeat of
-/// one that did land is refused by its version, or harmless.
-async fn once_more_if_dropped<T, F>(mut op: impl FnMut() -> F) -> redis::RedisResult<T>
-where
-    F: std::future::Future<Output = redis::RedisResult<T>>,
-{
-    match op().await {
-        Err(e) if e.is_connection_dropped() || e.is_io_error() => op().await,
-        done => done,
     }
 }
 

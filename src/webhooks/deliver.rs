@@ -161,6 +161,18 @@ impl Outgoing {
         self.queues.values()
     }
 
+    /// The queues that take `event` of app `client_id`: `[[notify]]` ones
+    /// (`notify`) or `[[webhook_target]]` ones, by their app and event filters.
+    pub fn takers(&self, notify: bool, client_id: &str, event: &str) -> Vec<String> {
+        self.queues
+            .values()
+            .filter(|q| q.notify_secret.is_some() == notify)
+            .filter(|q| q.app.as_deref().is_none_or(|a| a == client_id))
+            .filter(|q| crate::config::event_matches(&q.events, event))
+            .map(|q| q.name.clone())
+            .collect()
+    }
+
     /// Queues `message` on every queue in `names`, durably and all at once,
     /// then wakes their couriers.
     pub async fn push(&self, names: &[String], message: &Message) -> Result<(), StoreError> {
@@ -381,7 +393,8 @@ impl Outgoing {
     }
 }
 
-fn app_secrets(config: &Config) -> Vec<(String, Secret)> {
+/// `(client_id, webhook secret token)` of each app that has one.
+pub(super) fn app_secrets(config: &Config) -> Vec<(String, Secret)> {
     config
         .apps
         .iter()

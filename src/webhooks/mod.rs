@@ -225,14 +225,7 @@ impl Webhooks {
         headers: &http::HeaderMap,
         raw: &Bytes,
     ) -> Result<(), crate::store::StoreError> {
-        let names: Vec<String> = self
-            .outgoing
-            .queues()
-            .filter(|q| q.notify_secret.is_none())
-            .filter(|q| q.app.as_deref().is_none_or(|a| a == client_id))
-            .filter(|q| crate::config::event_matches(&q.events, event))
-            .map(|q| q.name.clone())
-            .collect();
+        let names = self.outgoing.takers(false, client_id, event);
         if names.is_empty() {
             return Ok(());
         }
@@ -298,11 +291,8 @@ impl Webhooks {
 
 impl Settings {
     fn of(config: &Config) -> Self {
-        let secrets = config.apps.iter();
         Self {
-            secrets: secrets
-                .filter_map(|a| Some((a.client_id.clone(), a.webhook_secret.clone()?)))
-                .collect(),
+            secrets: deliver::app_secrets(config),
             tolerance: config.webhooks.tolerance,
         }
     }

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::deliver::{Outgoing, GRANT};
-use crate::config::event_matches;
 use crate::grants::{GrantEvent, Lifecycle, Subject};
 use crate::metrics::DeliveryLabels;
 use crate::store::{Envelope, Message};
@@ -37,12 +36,7 @@ impl Notifier {
 
     async fn notify(&self, event: GrantEvent) {
         let kind = event.kind.as_str();
-        let names: Vec<String> = self
-            .outgoing
-            .queues()
-            .filter(|q| q.notify_secret.is_some() && event_matches(&q.events, kind))
-            .map(|q| q.name.clone())
-            .collect();
+        let names = self.outgoing.takers(true, &event.key.client_id, kind);
         if names.is_empty() {
             return;
         }

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use super::scripts::Keys;
-use super::{once_more_if_dropped, unavailable, Inner, RedisStore};
+use super::{unavailable, Inner, RedisStore};
 use crate::store::outbox::{Envelope, Message, Outbox, QueueCounts, MAX_DEAD_LETTERS};
 use crate::store::{StoreError, StoreFuture};
 
@@ -111,13 +111,7 @@ impl Inner {
         for (queue, item) in queues.iter().zip(items) {
             script.key(Keys::outbox(queue)).arg(item.as_slice());
         }
-        let mut conn = self.primary.acked();
-        let appended: i64 = once_more_if_dropped(|| {
-            let (script, mut conn) = (&script, conn.clone());
-            async move { script.invoke_async(&mut conn).await }
-        })
-        .await
-        .map_err(unavailable)?;
+        let (appended, mut conn) = self.invoke_acked(&script).await?;
         if appended == 1 {
             self.replicated(&mut conn).await?;
         }
