@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -55,6 +55,14 @@ pub struct ServerLimits {
 /// The body of the answer to a connection accepted beyond `max_connections`,
 /// in Zoom's error envelope.
 const OVERLOADED_BODY: &str = r#"{"code":503,"message":"grantmux: too many open connections."}"#;
+
+/// Connections beyond `max_connections` being answered 503 at once; past
+/// this many, further ones are closed unanswered, so a flood cannot hold
+/// sockets through the answers' waits.
+const MAX_REJECTING: usize = 256;
+/// The longest a connection beyond `max_connections` is waited for, once
+/// for its request head and once to read what it still sends after the 503.
+const REJECT_WAIT: Duration = Duration::from_secs(1);
 
 /// Written to a connection accepted beyond `max_connections`, which is then
 /// closed. Built once, with `content-length` taken from the body itself.
@@ -112,6 +120,7 @@ pub async fn serve<S, B, F>(
     let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -128,8 +137,19 @@ pub async fn serve<S, B, F>(
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; answering 503");
-            tokio::spawn(reject_overloaded(stream));
+            // TLS callers cannot read a plain answer: they get a closed
+            // connection. So does a flood beyond the rejection slots too.
+            match rejecting.clone().try_acquire_owned() {
+                Ok(slot) if tls.is_none() => {
+                    tracing::warn!(%peer, "connection limit reached; answering 503");
+                    let wait = limits.header_read_timeout.min(REJECT_WAIT);
+                    tokio::spawn(async move {
+                        reject_overloaded(stream, wait).await;
+                        drop(slot);
+                    });
+                }
+                _ => tracing::warn!(%peer, "connection limit reached; closing"),
+            }
             continue;
         };
         let activity = Activity::new();
@@ -255,7 +275,58 @@ fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn reject_overloaded<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&OVERLOADED)).await;
+/// Answers a connection accepted beyond `max_connections` with 503, as an
+/// HTTP/1.1 server answers a request: after its head has arrived. An answer
+/// sent before the request is written is an unexpected message to strict
+/// clients (hyper's legacy client was seen to wait forever on one), and a
+/// socket closed with the request unread is reset, which can destroy the
+/// answer before the caller reads it. So: read the head, answer, half-close,
+/// and read whatever still comes until the caller closes (a lingering close,
+/// as nginx does). Each wait is bounded by `wait`.
+async fn reject_overloaded<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, wait: Duration) {
+    let _ = tokio::time::timeout(wait, read_head(&mut io)).await;
+    if tokio::time::timeout(wait, io.write_all(&OVERLOADED))
+        .await
+        .is_err()
+    {
+        return;
+    }
     let _ = io.shutdown().await;
+    let _ = tokio::time::timeout(wait, discard(&mut io)).await;
+}
+
+/// Reads until the blank line that ends a request head, the end of the
+/// stream, or `max` bytes, whichever comes first.
+async fn read_head<IO: AsyncRead + Unpin>(io: &mut IO) {
+    const MAX: usize = 64 * 1024;
+    let mut buf = [0u8; 1024];
+    let (mut matched, mut seen) = (0u8, 0usize);
+    while seen < MAX {
+        let n = match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        seen += n;
+        for &b in &buf[..n] {
+            matched = match (matched, b) {
+                (0 | 2, b'\r') => matched + 1,
+                (1 | 3, b'\n') => matched + 1,
+                (_, b'\r') => 1,
+                _ => 0,
+            };
+            if matched == 4 {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads and drops everything until the end of the stream.
+async fn discard<IO: AsyncRead + Unpin>(io: &mut IO) {
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = io.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
 }

@@ -107,8 +107,10 @@ async fn idle_http2_connections_are_closed_within_the_header_read_timeout() {
     assert_eq!(open, 0, "idle HTTP/2 connections still open");
 }
 
-/// Every slot taken by a silent connection: callers are served again as soon
-/// as those are cut off, and `/healthz`, with slots of its own, throughout.
+/// Every slot taken by a silent connection: callers kept out are told so with
+/// Zoom's 503 shape (an answer after their request, which even hyper's strict
+/// client reads), are served again as soon as those are cut off, and
+/// `/healthz`, with slots of its own, answers throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_silent_connections_keep_callers_out_no_longer_than_the_timeout() {
     const SILENT: usize = 1_000;
@@ -122,21 +124,25 @@ async fn a_thousand_silent_connections_keep_callers_out_no_longer_than_the_timeo
     assert_eq!(healthz.status, 200, "admin is not the proxy's to starve");
 
     let bearer = format!("Bearer {S2S_KEY}");
+    let (url, auth) = (
+        h.proxy_url("/v2/users/me"),
+        [("authorization", bearer.as_str())],
+    );
     let served = loop {
-        let answer = h
-            .call(
-                Method::GET,
-                &h.proxy_url("/v2/users/me"),
-                &[("authorization", &bearer)],
-                "",
-            )
-            .await;
-        if matches!(&answer, Ok(a) if a.status == 200) {
+        // Bounded, so a caller left waiting fails the test instead of hanging it.
+        let call = h.call(Method::GET, &url, &auth, "");
+        let answer = tokio::time::timeout(TIMEOUT + SLACK, call).await;
+        let status = match answer {
+            Ok(Ok(a)) => a.status,
+            other => panic!("a caller kept out must be told so with 503: {other:?}"),
+        };
+        if status == 200 {
             break flooded.elapsed();
         }
+        assert_eq!(status, 503, "the answer to a caller kept out");
         assert!(
             flooded.elapsed() < TIMEOUT + SLACK,
-            "callers still kept out after {:?}: {answer:?}",
+            "callers still kept out after {:?}",
             flooded.elapsed()
         );
         tokio::task::yield_now().await;
