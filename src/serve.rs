@@ -162,7 +162,12 @@ pub async fn serve<S, B, F>(
                     req.extensions_mut().insert(handle);
                 }
                 let in_flight = activity.request();
-                let answer = service(req);
+                // Boxed: hyper keeps the service's future in a slot of its
+                // connection for as long as the connection lives, and moves
+                // each request's future into it. A handler future is kilobytes
+                // (the proxy's about 8 KiB); a box is a pointer, allocated per
+                // request and freed with it, so an idle connection holds none.
+                let answer = Box::pin(service(req));
                 async move {
                     let answer = answer.await;
                     drop(in_flight);
