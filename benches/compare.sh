@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run with: benches/compare.sh [REPORT.md]
+# Run with: benches/compare.sh [--long] [--threads 2] [REPORT.md]
 #
 # One command on a fresh Debian machine with Rust: installs nginx, HAProxy, wrk and
 # oha, builds grantmux in release, runs the refresh figures (benches/refresh.rs),
@@ -7,9 +7,21 @@
 # (benches/compare.py), and writes the Markdown report (default
 # benches/results/latest.md). Tune with ROUNDS, SAT_SECS, LAT_SECS, RATES, CONNS,
 # PROXY_CPU and LOAD_CPU; the defaults finish in about 6 minutes once built.
+#
+# --long: 5 rounds with 20 s fixed-rate phases (about 17 minutes once built), so
+# that the added-p99 verdicts hold from run to run. --threads 2: every proxy with
+# two workers, proxies, load and upstream sharing both cores (compare.py THREADS).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --long) export LONG=1; shift ;;
+    --threads) export THREADS="$2"; shift 2 ;;
+    -*) echo "usage: $0 [--long] [--threads N] [REPORT.md]" >&2; exit 2 ;;
+    *) break ;;
+    esac
+done
 report=${1:-benches/results/latest.md}
 mkdir -p "$(dirname "$report")"
 export PATH="$HOME/.cargo/bin:$PATH"
