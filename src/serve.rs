@@ -121,6 +121,7 @@ pub async fn serve<S, B, F>(
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
+    let reject_wait = limits.header_read_timeout.min(REJECT_WAIT);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -138,13 +139,12 @@ pub async fn serve<S, B, F>(
         let _ = stream.set_nodelay(true);
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             // TLS callers cannot read a plain answer: they get a closed
-            // connection. So does a flood beyond the rejection slots too.
+            // connection, as does a flood beyond the rejection slots.
             match rejecting.clone().try_acquire_owned() {
                 Ok(slot) if tls.is_none() => {
                     tracing::warn!(%peer, "connection limit reached; answering 503");
-                    let wait = limits.header_read_timeout.min(REJECT_WAIT);
                     tokio::spawn(async move {
-                        reject_overloaded(stream, wait).await;
+                        reject_overloaded(stream, reject_wait).await;
                         drop(slot);
                     });
                 }
