@@ -325,7 +325,12 @@ impl GrantHandle {
         let attempt = Attempt::take(self).await?;
         self.reread(&mut flight).await;
         let record = &flight.record;
-        let mut next = if record.refreshed_at_ms >= issued_at_ms && !record.is_dead() {
+        // Strictly newer only: the clock counts milliseconds, and a record
+        // installed in the millisecond this call was sent is, in the ordinary
+        // case, the previous authorization, finished before this one began
+        // (keeping it kept the pair Zoom had just revoked: the grant died at
+        // its next refresh). Within one millisecond the order is unknowable.
+        let mut next = if record.refreshed_at_ms > issued_at_ms && !record.is_dead() {
             record.bumped()
         } else {
             record.rotated(issued, issued_at_ms)
