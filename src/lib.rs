@@ -12,7 +12,8 @@
 //! main.rs       thin CLI: parse, load config, init tracing, run, pick the exit code
 //! app.rs        wiring: store, registry, upstream clients, listeners; ordered shutdown
 //! config/       proxy.toml: raw serde shape -> validated Config, typed errors naming the key
-//! serve.rs      the one hyper accept loop: limits, TLS, graceful drain
+//! serve.rs      the one hyper accept loop: limits, TLS, graceful drain; serve/park.rs
+//!               gives hyper's 16 KiB per HTTP/1 connection back while it idles
 //! body.rs       the boxed body type shared by every path
 //! error.rs      ProxyError and OAuthError, and the one place each becomes an HTTP answer
 //! upstream/     rustls clients to Zoom (webpki + system roots + zoom.ca_file): the API

@@ -1,29 +1,37 @@
 //! The one hyper 1 accept loop, shared by the proxy, admin and simulator listeners.
 //!
-//! It owns connection limits, header limits, idle cut-off (`idle.rs`) and
+//! It owns connection limits, header limits, idle cut-off (`idle.rs`),
+//! HTTP/1 connections that hold no buffers between requests (`park.rs`) and
 //! graceful drain, so every listener behaves the same under abuse and on
-//! shutdown. Modelled on axum's `serve` (drain via a watch channel) with
-//! hyper-util's `GracefulShutdown`.
+//! shutdown. Modelled on axum's `serve`: drain via a watch channel, whose
+//! last receiver, dropped by the last connection, ends the wait.
 
+mod answer;
 mod idle;
+mod park;
 
 pub use self::idle::{ConnectionActivity, InFlight, Tunnel};
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
+use self::answer::{Answer, Tracked};
 use self::idle::{Activity, Watched};
+use self::park::{Opening, Rewind};
 use crate::config;
 
 /// HTTP/2 streams one connection may have open at once: far above what a
@@ -113,12 +121,12 @@ pub async fn serve<S, B, F>(
     service: S,
     shutdown: F,
 ) where
-    S: Fn(Request<Incoming>) -> B + Clone + Send + Sync + 'static,
+    S: Fn(Request<Incoming>) -> B + Clone + Send + Sync + Unpin + 'static,
     B: Future<Output = Result<Response<crate::body::Body>, Infallible>> + Send + 'static,
     F: Future<Output = ()>,
 {
-    let builder = Arc::new(builder(&limits));
-    let graceful = GracefulShutdown::new();
+    let builders = Arc::new(Builders::new(&limits));
+    let (drain_tx, drain_rx) = watch::channel(());
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     let reject_wait = limits.header_read_timeout.min(REJECT_WAIT);
@@ -162,74 +170,189 @@ pub async fn serve<S, B, F>(
                     req.extensions_mut().insert(handle);
                 }
                 let in_flight = activity.request();
-                // Boxed: hyper keeps the service's future in a slot of its
-                // connection for as long as the connection lives, and moves
-                // each request's future into it. A handler future is kilobytes
-                // (the proxy's about 8 KiB); a box is a pointer, allocated per
-                // request and freed with it, so an idle connection holds none.
-                let answer = Box::pin(service(req));
-                async move {
-                    let answer = answer.await;
-                    drop(in_flight);
-                    answer
-                }
+                Answer::new(service(req), in_flight)
             }
         };
-        let hyper_service = hyper::service::service_fn(service);
-        let builder = builder.clone();
-        let stream = Watched::new(stream, activity.clone());
-        let idle_limit = limits.header_read_timeout;
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let serve = async {
-                match tls {
-                    None => {
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
-                        watcher.watch(conn.into_owned()).await
+        let conn = Conn {
+            service: hyper::service::service_fn(service),
+            builders: builders.clone(),
+            activity: activity.clone(),
+            drain: drain_rx.clone(),
+            idle_limit: limits.header_read_timeout,
+            tunnels: limits.tunnels,
+            peer,
+        };
+        let stream = Watched::new(stream, activity);
+        match &tls {
+            None => tokio::spawn(conn.run(std::future::ready(Some(stream)), permit)),
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let handshake = async move {
+                    // Boxed: the handshake's state and rustls's are large, and a
+                    // task keeps room for its largest state for its whole life.
+                    match Box::pin(acceptor.accept(stream)).await {
+                        Ok(tls) => Some(Box::new(tls)),
+                        Err(error) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            None
+                        }
                     }
-                    Some(acceptor) => {
-                        let tls = match acceptor.accept(stream).await {
-                            Ok(tls) => tls,
-                            Err(error) => {
-                                tracing::debug!(%peer, %error, "TLS handshake failed");
-                                return Ok(());
-                            }
-                        };
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(tls), hyper_service);
-                        watcher.watch(conn.into_owned()).await
-                    }
-                }
-            };
-            tokio::select! {
-                served = serve => if let Err(error) = served {
-                    tracing::debug!(%peer, error = %error, "connection ended with error");
-                },
-                () = activity.idle(idle_limit) => {
-                    tracing::debug!(%peer, "closing a connection that held its slot idle");
-                }
+                };
+                tokio::spawn(conn.run(handshake, permit))
             }
-            // A handler that took the connection over holds it past hyper:
-            // it keeps its slot and its watchdog until the tunnel ends.
-            if activity.tunnelled() {
-                tokio::select! {
-                    () = activity.tunnels_closed() => {}
-                    () = activity.idle(idle_limit) => {
-                        tracing::debug!(%peer, "closing a tunnel that held its slot idle");
-                        activity.cut();
-                    }
-                }
-            }
-            drop(permit);
-        });
+        };
     }
+    drop(drain_rx);
     drop(listener);
+    // Every connection stops taking requests; the last one to end drops the
+    // last receiver.
+    let _ = drain_tx.send(());
     tokio::select! {
-        _ = graceful.shutdown() => tracing::debug!("all connections drained"),
+        () = drain_tx.closed() => tracing::debug!("all connections drained"),
         _ = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!(grace = ?limits.shutdown_grace, "grace period over; closing remaining connections");
+        }
+    }
+}
+
+/// One accepted connection: what serves it, and what bounds it.
+struct Conn<S> {
+    service: S,
+    builders: Arc<Builders>,
+    activity: Arc<Activity>,
+    /// Changes when the listener drains.
+    drain: watch::Receiver<()>,
+    idle_limit: Duration,
+    tunnels: bool,
+    peer: SocketAddr,
+}
+
+/// The HTTP settings of one listener.
+struct Builders {
+    http1: http1::Builder,
+    auto: auto::Builder<TokioExecutor>,
+}
+
+// === impl Conn ===
+
+impl<S> Conn<S>
+where
+    S: Service<Request<Incoming>, Response = Response<Tracked>, Error = Infallible>
+        + Clone
+        + Unpin
+        + Send
+        + 'static,
+    S::Future: Unpin + Send + 'static,
+{
+    /// Serves the connection `io` resolves to (`None`: a failed handshake)
+    /// until it ends, the watchdog finds it idle, or the drain ends it; then
+    /// gives its slot back.
+    async fn run<IO>(mut self, io: impl Future<Output = Option<IO>>, permit: OwnedSemaphorePermit)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (activity, idle_limit, peer) = (self.activity.clone(), self.idle_limit, self.peer);
+        let serve = async {
+            match io.await {
+                Some(io) => self.serve(io).await,
+                None => Ok(()),
+            }
+        };
+        tokio::select! {
+            served = serve => if let Err(error) = served {
+                tracing::debug!(%peer, error = %error, "connection ended with error");
+            },
+            () = activity.idle(idle_limit) => {
+                tracing::debug!(%peer, "closing a connection that held its slot idle");
+            }
+        }
+        // A handler that took the connection over holds it past hyper:
+        // it keeps its slot and its watchdog until the tunnel ends.
+        if activity.tunnelled() {
+            tokio::select! {
+                () = activity.tunnels_closed() => {}
+                () = activity.idle(idle_limit) => {
+                    tracing::debug!(%peer, "closing a tunnel that held its slot idle");
+                    activity.cut();
+                }
+            }
+        }
+        drop(permit);
+    }
+
+    async fn serve<IO>(&mut self, mut io: IO) -> Result<(), crate::body::BoxError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let auto = &self.builders.auto;
+        if self.tunnels {
+            // `CONNECT` takes connections over through hyper's upgrades, which
+            // a parked connection cannot offer.
+            let conn = auto.serve_connection_with_upgrades(TokioIo::new(io), self.service.clone());
+            return until_drained(conn, &mut self.drain).await;
+        }
+        let opening = tokio::select! {
+            opening = park::opening(&mut io) => opening,
+            _ = self.drain.changed() => return Ok(()),
+        };
+        match opening {
+            Opening::Closed => Ok(()),
+            Opening::Http2(ahead) => {
+                let io = TokioIo::new(Rewind::new(ahead, io));
+                until_drained(
+                    auto.serve_connection(io, self.service.clone()),
+                    &mut self.drain,
+                )
+                .await
+            }
+            Opening::Http1(ahead) => park::serve_http1(
+                io,
+                ahead,
+                &self.builders.http1,
+                self.service.clone(),
+                &self.activity,
+                &mut self.drain,
+            )
+            .await
+            .map_err(Into::into),
+        }
+    }
+}
+
+/// Runs `conn` until it ends; once `drain` changes, asks it to finish what it
+/// has begun and take nothing new.
+async fn until_drained<C>(
+    conn: C,
+    drain: &mut watch::Receiver<()>,
+) -> Result<(), crate::body::BoxError>
+where
+    C: GracefulConnection,
+    C::Error: Into<crate::body::BoxError>,
+{
+    // Boxed: the task of a parked HTTP/1 connection need not keep room for it.
+    let mut conn = Box::pin(conn);
+    tokio::select! {
+        served = conn.as_mut() => return served.map_err(Into::into),
+        _ = drain.changed() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    conn.await.map_err(Into::into)
+}
+
+// === impl Builders ===
+
+impl Builders {
+    fn new(limits: &ServerLimits) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .max_headers(limits.max_headers)
+            .keep_alive(true);
+        Self {
+            http1,
+            auto: builder(limits),
         }
     }
 }

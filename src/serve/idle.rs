@@ -31,6 +31,12 @@ use crate::moved::LastMoved;
 #[derive(Debug)]
 pub(crate) struct Activity {
     in_flight: AtomicUsize,
+    /// Requests that have ended, their responses handed over in full.
+    exchanges: AtomicUsize,
+    /// The socket's last write or flush was left pending: bytes still wait.
+    write_blocked: AtomicBool,
+    /// Times the connection gave hyper's buffers back (`park.rs`).
+    parks: AtomicUsize,
     moved: LastMoved,
     /// Wakes the watchdog when a request ends.
     ended: Notify,
@@ -73,6 +79,9 @@ impl Activity {
     pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             in_flight: AtomicUsize::new(0),
+            exchanges: AtomicUsize::new(0),
+            write_blocked: AtomicBool::new(false),
+            parks: AtomicUsize::new(0),
             moved: LastMoved::new(),
             ended: Notify::new(),
             tunnels: AtomicUsize::new(0),
@@ -105,6 +114,36 @@ impl Activity {
         self.cut_notify.notify_waiters();
     }
 
+    /// When the connection last wrote or ended a request.
+    pub(super) fn last_moved(&self) -> Instant {
+        self.moved.at()
+    }
+
+    /// The connection gave hyper's buffers back.
+    pub(super) fn parked(&self) {
+        self.parks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the connection gave hyper's buffers back.
+    #[cfg(test)]
+    pub(super) fn parks(&self) -> usize {
+        self.parks.load(Ordering::Relaxed)
+    }
+
+    /// How many requests have ended on the connection.
+    pub(super) fn exchanges(&self) -> usize {
+        self.exchanges.load(Ordering::Acquire)
+    }
+
+    /// True when a request has ended since `exchanges` was `before`, none is
+    /// in flight, and nothing waits to be written: the connection is between
+    /// messages.
+    pub(super) fn settled_after(&self, before: usize) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.exchanges.load(Ordering::Acquire) != before
+            && !self.write_blocked.load(Ordering::Acquire)
+    }
+
     pub(crate) fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
@@ -125,6 +164,17 @@ impl Activity {
             }
             tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+impl Activity {
+    /// Notes a write's outcome: bytes moved, or the socket is full.
+    fn wrote(&self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.moved.note();
+        }
+        self.write_blocked
+            .store(written.is_pending(), Ordering::Release);
     }
 }
 
@@ -170,6 +220,7 @@ impl Drop for Tunnel {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.moved.note();
+        self.0.exchanges.fetch_add(1, Ordering::AcqRel);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.ended.notify_one();
     }
@@ -201,9 +252,7 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let written = this.inner.poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.moved.note();
-        }
+        this.activity.wrote(&written);
         written
     }
 
@@ -214,9 +263,7 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let written = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.moved.note();
-        }
+        this.activity.wrote(&written);
         written
     }
 
@@ -225,7 +272,12 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let flushed = this.inner.poll_flush(cx);
+        this.activity
+            .write_blocked
+            .store(flushed.is_pending(), Ordering::Release);
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
