@@ -311,6 +311,12 @@ def hold_connections(port, n):
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(request())
         socks.append(s)
+    answered(socks)
+    return socks
+
+
+def answered(socks):
+    """Reads one JSON answer from each socket."""
     for s in socks:
         data = b""
         while not data.rstrip().endswith(b"}"):
@@ -318,7 +324,6 @@ def hold_connections(port, n):
             if not chunk:
                 break
             data += chunk
-    return socks
 
 
 def virtual_refresh_rate(secs):

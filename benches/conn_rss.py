@@ -21,16 +21,6 @@ import compare  # noqa: E402
 REL = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release")
 
 
-def answered(socks):
-    for s in socks:
-        data = b""
-        while not data.rstrip().endswith(b"}"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-
-
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "grantmux"
     if len(sys.argv) > 2:
@@ -55,7 +45,7 @@ def main():
         held = compare.rss_kib(target.pid) / 1024
         for s in socks:
             s.sendall(compare.request())
-        answered(socks)
+        compare.answered(socks)
         time.sleep(0.5)
         burst = compare.rss_kib(target.pid) / 1024
         for s in socks:
