@@ -339,17 +339,25 @@ where
     conn.await.map_err(Into::into)
 }
 
+/// The HTTP/1 settings, on hyper's builder (parked connections) and on
+/// hyper-util's (HTTP/2 detection, tunnels): two types with the same methods.
+macro_rules! http1_settings {
+    ($builder:expr, $limits:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .header_read_timeout($limits.header_read_timeout)
+            .max_buf_size($limits.max_header_bytes.max(8192))
+            .max_headers($limits.max_headers)
+            .keep_alive(true)
+    };
+}
+
 // === impl Builders ===
 
 impl Builders {
     fn new(limits: &ServerLimits) -> Self {
         let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            .max_headers(limits.max_headers)
-            .keep_alive(true);
+        http1_settings!(http1, limits);
         Self {
             http1,
             auto: builder(limits),
@@ -383,13 +391,7 @@ where
 
 fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(limits.max_headers)
-        .keep_alive(true);
+    http1_settings!(builder.http1(), limits);
     builder
         .http2()
         .timer(TokioTimer::new())

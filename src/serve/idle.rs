@@ -144,6 +144,15 @@ impl Activity {
             && !self.write_blocked.load(Ordering::Acquire)
     }
 
+    /// Notes a write's outcome: bytes moved, or the socket is full.
+    fn wrote(&self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.moved.note();
+        }
+        self.write_blocked
+            .store(written.is_pending(), Ordering::Release);
+    }
+
     pub(crate) fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
@@ -164,17 +173,6 @@ impl Activity {
             }
             tokio::time::sleep_until(deadline).await;
         }
-    }
-}
-
-impl Activity {
-    /// Notes a write's outcome: bytes moved, or the socket is full.
-    fn wrote(&self, written: &Poll<io::Result<usize>>) {
-        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
-            self.moved.note();
-        }
-        self.write_blocked
-            .store(written.is_pending(), Ordering::Release);
     }
 }
 

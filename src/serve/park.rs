@@ -4,12 +4,13 @@
 //! buffer when it makes it, and keeps both for the connection's life, with no
 //! setting for either: with many keep-alive callers that is most of the
 //! proxy's memory. nginx frees its buffers when a keep-alive connection goes
-//! idle; this does the same around hyper. When every exchange has ended, all
-//! of it is written, and the connection has been quiet for [`PARK_AFTER`],
-//! hyper is asked to stop: an idle hyper connection stops at once and hands
-//! back the socket and whatever it read ahead. The connection then waits for
-//! its next bytes holding only the socket, and a fresh hyper connection,
-//! handed those bytes first, serves what comes.
+//! idle; this does the same around hyper. When every exchange has ended and
+//! all of it is written, hyper is asked to stop: at once after a connection's
+//! first exchange, and after [`PARK_AFTER`] of quiet once its next request
+//! came sooner than that (a busy connection). An idle hyper connection stops
+//! at once and hands back the socket and whatever it read ahead. The
+//! connection then waits for its next bytes holding only the socket, and a
+//! fresh hyper connection, handed those bytes first, serves what comes.
 //!
 //! "Ended" is exact, not guessed: a request counts as in flight until hyper
 //! drops its response body, which it does as it encodes the end of the
@@ -120,19 +121,21 @@ where
         let mut conn =
             Box::new(builder.serve_connection(TokioIo::new(Rewind::new(ahead, io)), service));
         let mut stop = Stop::No;
-        // hyper turns idle only once the last response is flushed, so one
-        // that stops as soon as it is asked has written everything.
+        // Set when a busy connection has been quiet for PARK_AFTER.
+        let mut due = false;
         let park = tokio::time::sleep(PARK_AFTER);
         tokio::pin!(park);
         let served = loop {
             tokio::select! {
                 served = poll_fn(|cx| {
                     let polled = conn.poll_without_shutdown(cx);
-                    if polled.is_ready() || !eager || stop != Stop::No || draining
+                    if polled.is_ready() || !(eager || due) || stop != Stop::No || draining
                         || !activity.settled_after(ended_before)
                     {
                         return polled;
                     }
+                    // hyper turns idle only once the last response is flushed,
+                    // so one that stops as soon as it is asked has written all.
                     Pin::new(&mut *conn).graceful_shutdown();
                     let polled = conn.poll_without_shutdown(cx);
                     stop = if polled.is_ready() { Stop::Parked } else { Stop::Closing };
@@ -142,9 +145,9 @@ where
                     draining = true;
                     Pin::new(&mut *conn).graceful_shutdown();
                 }
-                () = &mut park, if !eager && stop == Stop::No && !draining => {
+                () = &mut park, if !eager && !due && stop == Stop::No && !draining => {
                     // hyper's state and the activity change only while hyper is
-                    // polled, so what they say now holds until the poll below.
+                    // polled, so the poll this loop makes next sees them as here.
                     let now = Instant::now();
                     let quiet_since = activity.last_moved();
                     if !activity.settled_after(ended_before) {
@@ -152,15 +155,7 @@ where
                     } else if quiet_since + PARK_AFTER > now {
                         park.as_mut().reset(quiet_since + PARK_AFTER);
                     } else {
-                        // As above: idle hyper stops at once.
-                        Pin::new(&mut *conn).graceful_shutdown();
-                        match poll_fn(|cx| Poll::Ready(conn.poll_without_shutdown(cx))).await {
-                            Poll::Ready(served) => {
-                                stop = Stop::Parked;
-                                break served;
-                            }
-                            Poll::Pending => stop = Stop::Closing,
-                        }
+                        due = true;
                     }
                 }
             }
