@@ -153,3 +153,34 @@ async fn an_adoption_whose_lease_lapsed_does_not_call_zoom() {
         "nothing held, nothing left behind"
     );
 }
+
+#[tokio::test]
+async fn tokens_issued_in_the_millisecond_the_held_pair_was_installed_replace_it() {
+    let w = World::new(FakeZoom::new(false), std::time::Duration::from_secs(3600)).await;
+    let installed_at = w.stored().await.refreshed_at_ms;
+    let issued = |n: u32| crate::grants::Issued {
+        access_token: Secret::new(format!("at-new-{n}")),
+        refresh_token: Some(Secret::new(format!("rt-new-{n}"))),
+        expires_in_secs: 3600,
+        scope: None,
+        api_url: None,
+    };
+    // Sent before the held pair was installed: Zoom revoked it since.
+    w.grant()
+        .adopt(&issued(1), installed_at - 1, None, None)
+        .await
+        .expect("stored");
+    assert_eq!(w.stored().await.access_token.expose(), "at-0");
+    // The same millisecond: the ordinary case is a second authorization that
+    // began after the first had finished, so Zoom revoked the held pair.
+    w.grant()
+        .adopt(&issued(2), installed_at, None, None)
+        .await
+        .expect("stored");
+    let stored = w.stored().await;
+    assert_eq!(stored.access_token.expose(), "at-new-2");
+    assert_eq!(
+        stored.refresh_token.as_ref().map(Secret::expose),
+        Some("rt-new-2")
+    );
+}
