@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
-use super::ctx::RefreshCtx;
+use super::ctx::{RefreshCtx, Tasks};
 use super::handle::{GrantHandle, TokenError};
 use super::model::{Grant, Issued};
 use super::{GrantKey, Subject};
@@ -180,16 +180,41 @@ impl Registry {
     /// Zoom's `app_deauthorized` for `client_id`: wipes the grant of `user`
     /// (a user-level install) and of `account` (an account-level one), as far
     /// as either exists here or in the store. Returns the ids wiped.
+    ///
+    /// The wipe runs in a task the registry owns: Zoom gives up on a webhook
+    /// after a few seconds, and a delivery it hangs up on (a slow store, a
+    /// Redis failover) must not leave the wipe half done, the store wiped and
+    /// this replica still serving the tokens.
     pub async fn deauthorize(
-        &self,
+        self: &Arc<Self>,
         client_id: &str,
         (user, account): (Option<&str>, Option<&str>),
         event_ms: Option<UnixMillis>,
     ) -> Result<Vec<String>, StoreError> {
-        let subjects = user
+        let this = self.clone();
+        let client_id = client_id.to_owned();
+        let subjects: Vec<Subject> = user
             .map(|u| Subject::User(u.to_owned()))
             .into_iter()
-            .chain(account.map(|a| Subject::Account(a.to_owned())));
+            .chain(account.map(|a| Subject::Account(a.to_owned())))
+            .collect();
+        Tasks::spawn(&self.ctx, async move {
+            this.deauthorize_owned(&client_id, subjects, event_ms).await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the wipe task ended abnormally".into(),
+            ))
+        })
+    }
+
+    async fn deauthorize_owned(
+        &self,
+        client_id: &str,
+        subjects: Vec<Subject>,
+        event_ms: Option<UnixMillis>,
+    ) -> Result<Vec<String>, StoreError> {
         let now = self.ctx.clock.now_ms();
         let mut wiped = Vec::new();
         for subject in subjects {
