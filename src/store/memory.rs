@@ -1,8 +1,11 @@
 //! The in-memory store, for tests and the demo. Nothing survives the process.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::watch;
 
 use super::outbox::{Envelope, Message, Outbox, QueueCounts, MAX_DEAD_LETTERS};
 use super::{GrantStore, StoreError, StoreFuture};
@@ -15,6 +18,29 @@ pub struct MemoryStore {
     grants: Mutex<HashMap<GrantKey, Grant>>,
     /// Test switch: make every write fail, to exercise the unpersisted path.
     fail_writes: AtomicBool,
+    /// Test hook: made by the first [`MemoryStore::hold_writes`], so a store
+    /// never held pays one atomic load per write for it.
+    gate: OnceLock<Arc<Gate>>,
+}
+
+/// A hold on a [`MemoryStore`]'s writes, from [`MemoryStore::hold_writes`].
+/// Writes made while it stands land only once it is dropped.
+#[derive(Debug)]
+#[must_use = "writes are held only while the WriteHold lives"]
+pub struct WriteHold {
+    gate: Arc<Gate>,
+    /// [`Gate::arrived`] when this hold was taken.
+    arrived_before: u64,
+}
+
+/// Where held writes wait. `watch` channels, because each is one value that
+/// waiters need to see change, without a wake-up lost between check and wait.
+#[derive(Debug)]
+struct Gate {
+    /// How many [`WriteHold`]s stand; writes wait while it is above zero.
+    holds: watch::Sender<usize>,
+    /// How many writes have ever been made while a hold stood.
+    arrived: watch::Sender<u64>,
 }
 
 // === impl MemoryStore ===
@@ -27,6 +53,41 @@ impl MemoryStore {
     /// Makes writes fail (`true`) or succeed again (`false`).
     pub fn set_fail_writes(&self, fail: bool) {
         self.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Holds every write from now until the returned [`WriteHold`] is
+    /// dropped: a write waits, unwritten, then lands. For tests that act
+    /// (hang up, crash) while a write is in flight, as a slow disk or a
+    /// Redis failover holds one; [`WriteHold::reached`] says when one is.
+    pub fn hold_writes(&self) -> WriteHold {
+        let gate = self.gate.get_or_init(|| Arc::new(Gate::new())).clone();
+        gate.holds.send_modify(|n| *n += 1);
+        let arrived_before = *gate.arrived.borrow();
+        WriteHold {
+            gate,
+            arrived_before,
+        }
+    }
+
+    /// Stores `grant` now, fenced by version, unless writes are switched off.
+    fn write(&self, grant: &Grant) -> Result<(), StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "writes disabled by test switch".into(),
+            ));
+        }
+        let mut map = self.map();
+        match map.get(&grant.key).map(|g| g.version) {
+            Some(v) if v >= grant.version => Err(StoreError::Conflict {
+                key: grant.key.id(),
+                stored: v,
+                attempted: grant.version,
+            }),
+            _ => {
+                map.insert(grant.key.clone(), grant.clone());
+                Ok(())
+            }
+        }
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<GrantKey, Grant>> {
@@ -47,30 +108,63 @@ impl GrantStore for MemoryStore {
     }
 
     fn save<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {
-        let result = if self.fail_writes.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable(
-                "writes disabled by test switch".into(),
-            ))
-        } else {
-            let mut map = self.map();
-            let stored = map.get(&grant.key).map(|g| g.version);
-            match stored {
-                Some(v) if v >= grant.version => Err(StoreError::Conflict {
-                    key: grant.key.id(),
-                    stored: v,
-                    attempted: grant.version,
-                }),
-                _ => {
-                    map.insert(grant.key.clone(), grant.clone());
-                    Ok(())
-                }
-            }
-        };
+        // `save_wiped` is this too: the memory store keeps no old copies.
+        if let Some(released) = self.gate.get().and_then(|gate| gate.enter()) {
+            return Box::pin(async move {
+                released.await;
+                self.write(grant)
+            });
+        }
+        let result = self.write(grant);
         Box::pin(async move { result })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+// === impl WriteHold ===
+
+impl WriteHold {
+    /// Returns once a write has been made since this hold was taken: it waits
+    /// at the hold, unwritten.
+    pub async fn reached(&self) {
+        let mut arrived = self.gate.arrived.subscribe();
+        // The sender lives in the gate this hold keeps: the wait cannot fail.
+        let _ = arrived.wait_for(|n| *n > self.arrived_before).await;
+    }
+}
+
+impl Drop for WriteHold {
+    fn drop(&mut self) {
+        self.gate.holds.send_modify(|n| *n -= 1);
+    }
+}
+
+// === impl Gate ===
+
+impl Gate {
+    fn new() -> Self {
+        Self {
+            holds: watch::channel(0).0,
+            arrived: watch::channel(0).0,
+        }
+    }
+
+    /// For a write being made: `None` if no hold stands, else it is counted
+    /// as arrived and waits on the returned future until every hold is gone.
+    fn enter(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        if *self.holds.borrow() == 0 {
+            return None;
+        }
+        let mut holds = self.holds.subscribe();
+        self.arrived.send_modify(|n| *n += 1);
+        Some(async move {
+            // `wait_for` checks the value first: a release since the check
+            // above is seen, not waited for.
+            let _ = holds.wait_for(|n| *n == 0).await;
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use std::pin::Pin;
 
 pub use self::crypto::{KeyError, StoreKey};
 pub use self::file::{FileStore, DB_FILE, KEY_FILE};
-pub use self::memory::{MemoryOutbox, MemoryStore};
+pub use self::memory::{MemoryOutbox, MemoryStore, WriteHold};
 pub use self::outbox::{Envelope, Message, Outbox, QueueCounts};
 pub use self::redis::{Primary as RedisPrimary, RedisStore};
 use crate::grants::{Grant, GrantKey};
