@@ -14,11 +14,11 @@ use grantmux::sim::{SimConfig, DEFAULT_ACCOUNT_ID};
 use grantmux::store::{GrantStore, MemoryStore};
 use grantmux::webhooks::signature;
 use http::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::support::{code_form, refresh_form, CLIENT, REDIRECT};
+use crate::support::{code_form, refresh_form, tokens, CLIENT, REDIRECT};
 
 const WEBHOOK_SECRET: &str = "whsec-hangup-0123456789";
 /// Bound on each wait, so that a grantmux that never gets there fails the test
@@ -114,9 +114,7 @@ async fn authorize(h: &Harness, user: &str) -> (String, String) {
     let code = h.sim.issue_code(CLIENT, user, REDIRECT);
     let a = token(h, &code_form(&code)).await;
     assert_eq!(a.status, 200, "code exchange: {}", text(&a));
-    let v: Value = a.json();
-    let get = |k: &str| v[k].as_str().expect("a token").to_owned();
-    (get("access_token"), get("refresh_token"))
+    tokens(&a.json())
 }
 
 /// `POST /oauth/token` at grantmux with the app's credentials.
