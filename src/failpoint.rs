@@ -10,8 +10,12 @@
 //! lock is still ours), `after_zoom` (Zoom answered, nothing written),
 //! `after_write` (stored, not yet published), `after_publish`; and
 //! `adoption_stored` (an adopted code's or legacy token's answer stored under
-//! its pending key, its user not yet known). Unset in
-//! production, where the check is one load of a cached value.
+//! its pending key, its user not yet known); and, in the wipe on Zoom's
+//! `app_deauthorized`, `wipe_decided` (the grant is to be wiped, nothing
+//! written) and `wipe_stored` (the wiped record durable, on the file store
+//! with the old file rewritten away; memory still holds the tokens, no
+//! lifecycle event raised, Zoom not answered). Unset in production, where the
+//! check is one load of a cached value.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;

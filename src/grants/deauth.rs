@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 use super::handle::GrantHandle;
 use crate::clock::UnixMillis;
+use crate::failpoint;
 use crate::store::StoreError;
 
 /// How often a wipe re-reads and retries when another replica wrote first.
@@ -51,8 +52,10 @@ impl GrantHandle {
                 return Ok(false);
             }
             let next = flight.record.deauthorized(at_ms);
+            failpoint::hit("wipe_decided");
             match self.ctx.store.save_wiped(&next).await {
                 Ok(()) => {
+                    failpoint::hit("wipe_stored");
                     // Nothing is held in memory only any more: there is nothing to hold.
                     self.unpersisted.store(false, Ordering::Release);
                     self.raise_change(&flight.record.state, &next).await;

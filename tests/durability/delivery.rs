@@ -12,7 +12,10 @@ use serde_json::json;
 
 use crate::common::receiver::Receiver;
 use crate::process::{write_config_with, Grantmux, CLIENT};
-use crate::support::{admin_json, authorize, call, http, me, refresh, Http};
+use crate::support::{
+    admin_json, authorize, call, http, me, point_zoom_at, refresh, sealed_record,
+    uninstall_at_zoom, Http,
+};
 
 const WEBHOOK_SECRET: &str = "whsec-durable-0123";
 /// How long the target stays unreachable.
@@ -151,35 +154,6 @@ url = "http://{port}/zoom/events"
     sim.shutdown().await;
 }
 
-/// Tells the simulator where "Zoom" sends this app's events.
-async fn point_zoom_at(http: &Http, sim: &grantmux::sim::SimHandle, proxy: std::net::SocketAddr) {
-    let target =
-        json!({ "url": format!("http://{proxy}/webhooks/zoom"), "secret_token": WEBHOOK_SECRET });
-    let url = format!("{}/_sim/webhooks", sim.base_url());
-    let (status, body) = call(
-        http,
-        Method::POST,
-        &url,
-        &[("content-type", "application/json")],
-        &target.to_string(),
-    )
-    .await
-    .expect("the simulator answers");
-    assert_eq!(status, 200, "{body}");
-}
-
-/// The sealed record the file store holds for `id`, read with redb itself
-/// (grantmux stopped: redb locks its file).
-fn sealed_record(state: &std::path::Path, id: &str) -> Vec<u8> {
-    let db = redb::Database::open(state.join("grants.redb")).expect("redb open");
-    let txn = db.begin_read().expect("read txn");
-    let table = txn
-        .open_table(redb::TableDefinition::<&str, &[u8]>::new("grants"))
-        .expect("grants table");
-    let sealed = table.get(id).expect("get").expect("present");
-    sealed.value().to_vec()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uninstall_leaves_no_sealed_token_in_the_file_and_a_new_install_works() {
     const USER: &str = "uninstalling-user";
@@ -200,23 +174,9 @@ async fn an_uninstall_leaves_no_sealed_token_in_the_file_and_a_new_install_works
     let sealed = sealed_record(&state, &format!("{CLIENT}/user:{USER}"));
 
     let gmx = Grantmux::start(&config, &env);
-    point_zoom_at(&http, &sim, gmx.proxy).await;
-    let url = format!("{}/_sim/uninstall", sim.base_url());
-    let uninstall = json!({ "client_id": CLIENT, "user_id": USER }).to_string();
-    let (status, body) = call(
-        &http,
-        Method::POST,
-        &url,
-        &[("content-type", "application/json")],
-        &uninstall,
-    )
-    .await
-    .expect("the simulator answers");
-    assert_eq!(
-        (status.as_u16(), &body["delivered_status"]),
-        (200, &json!(200)),
-        "{body}"
-    );
+    point_zoom_at(&http, &sim, gmx.proxy, WEBHOOK_SECRET).await;
+    let delivered = uninstall_at_zoom(&http, &sim, USER).await;
+    assert_eq!(delivered, json!(200), "Zoom's delivery answered");
 
     // Zoom got its 200 only after the wipe: the file holds no copy of the
     // sealed record any more, not even in a freed page.

@@ -7,3 +7,4 @@ mod delivery;
 mod kills;
 mod process;
 mod support;
+mod wipe;

@@ -1,10 +1,11 @@
-//! HTTP helpers: a caller's code exchange through grantmux, API calls, admin calls.
+//! HTTP helpers: a caller's code exchange through grantmux, API calls, admin
+//! calls, the simulator's webhooks; and the file store read while grantmux is down.
 
 use std::net::SocketAddr;
 
 use grantmux::sim::SimHandle;
 use http::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::common::client::{basic, send};
 pub(crate) use crate::common::client::{http, Http};
@@ -117,4 +118,51 @@ pub(crate) async fn admin_json(http: &Http, admin: SocketAddr, path: &str) -> Va
         .await
         .expect("admin answers")
         .1
+}
+
+/// Tells the simulator where "Zoom" sends this app's events, signed with `secret`.
+pub(crate) async fn point_zoom_at(http: &Http, sim: &SimHandle, proxy: SocketAddr, secret: &str) {
+    let target = json!({ "url": format!("http://{proxy}/webhooks/zoom"), "secret_token": secret });
+    let url = format!("{}/_sim/webhooks", sim.base_url());
+    let (status, body) = call(
+        http,
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        &target.to_string(),
+    )
+    .await
+    .expect("the simulator answers");
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `user` uninstalls the app at the simulator: Zoom revokes the grant and
+/// sends `app_deauthorized` where [`point_zoom_at`] said. Returns the status
+/// the delivery was answered with, `Null` when it got no answer.
+pub(crate) async fn uninstall_at_zoom(http: &Http, sim: &SimHandle, user: &str) -> Value {
+    let url = format!("{}/_sim/uninstall", sim.base_url());
+    let uninstall = json!({ "client_id": CLIENT, "user_id": user }).to_string();
+    let (status, body) = call(
+        http,
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        &uninstall,
+    )
+    .await
+    .expect("the simulator answers");
+    assert_eq!(status, 200, "{body}");
+    body["delivered_status"].clone()
+}
+
+/// The sealed record the file store holds for `id`, read with redb itself
+/// (grantmux stopped: redb locks its file).
+pub(crate) fn sealed_record(state: &std::path::Path, id: &str) -> Vec<u8> {
+    let db = redb::Database::open(state.join("grants.redb")).expect("redb open");
+    let txn = db.begin_read().expect("read txn");
+    let table = txn
+        .open_table(redb::TableDefinition::<&str, &[u8]>::new("grants"))
+        .expect("grants table");
+    let sealed = table.get(id).expect("get").expect("present");
+    sealed.value().to_vec()
 }
