@@ -13,8 +13,9 @@
 //! its pending key, its user not yet known); and, in the wipe on Zoom's
 //! `app_deauthorized`, `wipe_decided` (the grant is to be wiped, nothing
 //! written) and `wipe_stored` (the wiped record durable, on the file store
-//! with the old file rewritten away; memory still holds the tokens, no
-//! lifecycle event raised, Zoom not answered). Unset in production, where the
+//! with the old file rewritten away, and saying its `grant.deauthorized` is
+//! owed; memory still holds the tokens, no lifecycle event raised, Zoom not
+//! answered). Unset in production, where the
 //! check is one load of a cached value.
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -531,7 +531,8 @@ async fn assert_wiped_store(store: &FileStore, wiped: &Grant) {
     assert_eq!(
         stored.state,
         GrantState::Deauthorized {
-            at_ms: DEAUTHORIZED_AT_MS
+            at_ms: DEAUTHORIZED_AT_MS,
+            event_owed: true,
         }
     );
     assert!(stored.refresh_token.is_none() && stored.access_token.expose().is_empty());

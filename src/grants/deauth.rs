@@ -6,10 +6,24 @@
 //! grant at the same moment loses the fence (and Zoom refuses its refresh token
 //! anyway), and a later authorization of the same user rotates the record back
 //! to life with new bindings only.
+//!
+//! The `grant.deauthorized` event cannot go in the wipe's write: it is queued
+//! in the outbox by the notifier, a write of its own, and one write for both
+//! would take a new store operation in every backend (a Lua script in Redis).
+//! So the wiped record says that its event is owed, and a second write says
+//! that it is queued. A process that dies in between leaves a record that
+//! still owes it; Zoom, unanswered, delivers again, and the retry raises the
+//! event, and counts and logs the wipe, as the first delivery would have. A
+//! retry that finds nothing owed is a duplicate of a finished uninstall and
+//! raises nothing. A crash after the event is queued but before the second
+//! write raises it twice: at least once, as every notification is, both with
+//! the wipe's time as `event_ts`.
 
 use std::sync::atomic::Ordering;
 
 use super::handle::GrantHandle;
+use super::lifecycle::GrantEventKind;
+use super::refresher::Flight;
 use crate::clock::UnixMillis;
 use crate::failpoint;
 use crate::store::StoreError;
@@ -25,10 +39,12 @@ const REINSTALL_MARGIN_MS: u64 = 60_000;
 // === impl GrantHandle ===
 
 impl GrantHandle {
-    /// Wipes the grant's tokens from the store and from memory, and revokes
-    /// every binding. Returns once the wipe is durable, whether this call
-    /// wiped. A grant already deauthorized is left as it is (Zoom retries
-    /// its deliveries), and so is one whose tokens Zoom issued after the
+    /// Wipes the grant's tokens from the store and from memory, revokes
+    /// every binding, and raises `grant.deauthorized`. Returns once the wipe
+    /// is durable, whether this call completed a wipe: wrote it, or finished
+    /// one a crash interrupted before its event. A grant already
+    /// deauthorized is otherwise left as it is (Zoom retries its
+    /// deliveries), and so is one whose tokens Zoom issued after the
     /// uninstall (`event_ms`): the user installed the app again, and Zoom's
     /// late retry of the old event must not wipe the new grant.
     pub async fn deauthorize(
@@ -42,9 +58,13 @@ impl GrantHandle {
         loop {
             let record = &flight.record;
             if record.deauthorized_at().is_some() {
-                // Zoom's retry after a wipe whose rewrite failed: finish it.
+                // Zoom's retry after a wipe whose rewrite failed, or whose
+                // process died before its event was queued: finish it.
                 self.ctx.store.finish_wipe().await?;
-                return Ok(false);
+                if !record.owes_event() {
+                    return Ok(false);
+                }
+                break;
             }
             let reinstalled = |ev: UnixMillis| record.refreshed_at_ms > ev + REINSTALL_MARGIN_MS;
             if !record.is_dead() && event_ms.is_some_and(reinstalled) {
@@ -58,7 +78,6 @@ impl GrantHandle {
                     failpoint::hit("wipe_stored");
                     // Nothing is held in memory only any more: there is nothing to hold.
                     self.unpersisted.store(false, Ordering::Release);
-                    self.raise_change(&flight.record.state, &next).await;
                     self.install(&mut flight, next);
                     break;
                 }
@@ -69,8 +88,24 @@ impl GrantHandle {
                 Err(error) => return Err(error),
             }
         }
+        self.raise_owed(&mut flight).await;
         drop(flight);
         self.announce().await;
         Ok(true)
+    }
+
+    /// Raises the `grant.deauthorized` event the wiped record in `flight`
+    /// owes, then writes that it is raised. A failed write is left for
+    /// Zoom's next delivery, which raises the event again.
+    async fn raise_owed(&self, flight: &mut Flight) {
+        self.raise(GrantEventKind::Deauthorized, &flight.record)
+            .await;
+        let raised = flight.record.event_raised();
+        match self.ctx.store.save(&raised).await {
+            Ok(()) => self.install(flight, raised),
+            Err(error) => {
+                tracing::warn!(grant = %self.key(), %error, "grant.deauthorized is queued but the store still says it is owed; another delivery of the uninstall raises it again");
+            }
+        }
     }
 }

@@ -104,12 +104,19 @@ impl GrantHandle {
             GrantState::Dead { reason } => Some(reason.clone()),
             _ => None,
         };
+        // An uninstall is dated by the wipe's own time: raised twice for one
+        // wipe (a crash between the event and the write that records it,
+        // `grants::deauth`), both carry the same `event_ts`.
+        let at_ms = match (kind, record.deauthorized_at()) {
+            (GrantEventKind::Deauthorized, Some(at_ms)) => at_ms,
+            _ => self.ctx.clock.now_ms(),
+        };
         let event = GrantEvent {
             kind,
             key: self.key().clone(),
             account_id: record.account_id.clone(),
             reason,
-            at_ms: self.ctx.clock.now_ms(),
+            at_ms,
         };
         self.ctx.lifecycle.raise(event).await;
     }

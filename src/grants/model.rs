@@ -66,6 +66,14 @@ pub enum GrantState {
     /// `Dead`, only a new authorization revives it.
     Deauthorized {
         at_ms: UnixMillis,
+        /// Its `grant.deauthorized` event is not queued yet: written `true`
+        /// with the wipe and cleared by the write after the event is queued,
+        /// so that Zoom's retry raises an event a crash in between lost (see
+        /// `grants::deauth`). Absent, so `false`, in a record written before
+        /// it existed: nothing says its event was lost, and each duplicate
+        /// delivery of its uninstall would raise it again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        event_owed: bool,
     },
     /// A pending grant (`Subject::Pending`) whose tokens now belong to `into`:
     /// the durable record that this code or legacy token has been adopted, which
@@ -155,12 +163,25 @@ impl Grant {
             expires_at_ms: 0,
             refresh_token: None,
             scope: Arc::from(""),
-            state: GrantState::Deauthorized { at_ms },
+            state: GrantState::Deauthorized {
+                at_ms,
+                event_owed: true,
+            },
             version: self.version + 1,
             ..self.clone()
         };
         for binding in &mut next.bindings {
             binding.revoked = true;
+        }
+        next
+    }
+
+    /// The next version of this deauthorized grant, its `grant.deauthorized`
+    /// event queued.
+    pub fn event_raised(&self) -> Self {
+        let mut next = self.bumped();
+        if let GrantState::Deauthorized { event_owed, .. } = &mut next.state {
+            *event_owed = false;
         }
         next
     }
@@ -234,9 +255,21 @@ impl Grant {
     /// When Zoom told us the app was uninstalled for this grant, if it did.
     pub fn deauthorized_at(&self) -> Option<UnixMillis> {
         match self.state {
-            GrantState::Deauthorized { at_ms } => Some(at_ms),
+            GrantState::Deauthorized { at_ms, .. } => Some(at_ms),
             _ => None,
         }
+    }
+
+    /// Whether this wiped grant's `grant.deauthorized` event is still to be
+    /// raised: the process that wiped it died before queueing it.
+    pub fn owes_event(&self) -> bool {
+        matches!(
+            self.state,
+            GrantState::Deauthorized {
+                event_owed: true,
+                ..
+            }
+        )
     }
 
     /// The Zoom account whose rate-limit budgets this grant's calls draw on:

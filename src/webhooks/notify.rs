@@ -11,6 +11,11 @@
 //!
 //! It is signed as Zoom signs webhooks, with the entry's own secret, in
 //! `x-grantmux-signature: v0=HMAC-SHA256(secret, "v0:{x-grantmux-request-timestamp}:{body}")`.
+//!
+//! At least once, as every queued message: a repeat of one message keeps its
+//! `x-grantmux-delivery`. A `grant.deauthorized` may also be queued twice for
+//! one uninstall (a crash between the event and the write that records it,
+//! `grants::deauth`); both carry the wipe's time as `event_ts`.
 
 use std::future::Future;
 use std::pin::Pin;

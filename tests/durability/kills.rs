@@ -5,7 +5,6 @@
 //! Every other kill must leave a working grant. The test tells the two apart by
 //! comparing the stored access token with the one Zoom (the simulator) holds.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +13,10 @@ use grantmux::config::KeySource;
 use grantmux::grants::{GrantKey, Subject};
 use grantmux::sim::{Sim, SimConfig};
 use grantmux::store::{FileStore, GrantStore};
-use http::Method;
 use rand::Rng as _;
 
-use crate::common::client::send;
 use crate::process::{write_config, Grantmux, CLIENT};
-use crate::support::{authorize, http, me};
+use crate::support::{authorize, http, me, raw_metrics};
 
 const USER: &str = "churn-user";
 const KILLS: usize = 50;
@@ -137,19 +134,4 @@ async fn fifty_random_kills_lose_no_grant_outside_the_inherent_window() {
         "the grant churned: {refreshes} refreshes"
     );
     sim.shutdown().await;
-}
-
-/// The Prometheus text from the admin listener; empty if it does not answer.
-async fn raw_metrics(admin: SocketAddr) -> String {
-    // A client of its own: it keeps no connection to a process killed earlier.
-    send(
-        &http(),
-        Method::GET,
-        &format!("http://{admin}/metrics"),
-        &[],
-        "",
-    )
-    .await
-    .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
-    .unwrap_or_default()
 }

@@ -113,6 +113,21 @@ pub(crate) async fn force_refresh(
     .await
 }
 
+/// The Prometheus text from the admin listener; empty if it does not answer.
+pub(crate) async fn raw_metrics(admin: SocketAddr) -> String {
+    // A client of its own: it keeps no connection to a process killed earlier.
+    send(
+        &http(),
+        Method::GET,
+        &format!("http://{admin}/metrics"),
+        &[],
+        "",
+    )
+    .await
+    .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
+    .unwrap_or_default()
+}
+
 pub(crate) async fn admin_json(http: &Http, admin: SocketAddr, path: &str) -> Value {
     call(http, Method::GET, &format!("http://{admin}{path}"), &[], "")
         .await

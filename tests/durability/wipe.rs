@@ -6,24 +6,35 @@
 //! What users rely on: Zoom hears 200 only once the wipe is durable; after
 //! Zoom's retry the uninstalled user's tokens are dead at grantmux itself
 //! (answered without asking Zoom) and gone from the file; the other users'
-//! grants carry on.
+//! grants carry on; and the `[[notify]]` URL is told of the uninstall, once.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use grantmux::config::KeySource;
 use grantmux::grants::{Grant, GrantKey, Subject};
 use grantmux::sim::{Sim, SimConfig, SimHandle};
 use grantmux::store::{FileStore, GrantStore};
+use grantmux::webhooks::signature;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::common::receiver::Receiver;
 use crate::process::{write_config_with, Grantmux, CLIENT};
 use crate::support::{
-    authorize, http, me, point_zoom_at, refresh, sealed_record, uninstall_at_zoom, Http,
+    authorize, http, me, point_zoom_at, raw_metrics, refresh, sealed_record, uninstall_at_zoom,
+    Http,
 };
 
 const WEBHOOK_SECRET: &str = "whsec-wipe-crash-0123";
-const ENV: (&str, &str) = ("ZOOM_WEBHOOK_SECRET", WEBHOOK_SECRET);
+const NOTIFY_SECRET: &str = "notify-wipe-crash-4567";
+/// Every start's environment: the app's webhook secret and the notify secret.
+const ENV: [(&str, &str); 2] = [
+    ("ZOOM_WEBHOOK_SECRET", WEBHOOK_SECRET),
+    ("GRANTMUX_NOTIFY_SECRET", NOTIFY_SECRET),
+];
+/// How long a test waits for a notification that needs no retry.
+const PATIENCE: Duration = Duration::from_secs(20);
 const USER: &str = "uninstalling-user";
 /// Another user of the same app, who keeps the app installed.
 const BYSTANDER: &str = "staying-user";
@@ -42,6 +53,8 @@ struct Crashed {
     sealed: Vec<u8>,
     /// The access token Zoom had issued the user when they uninstalled.
     at_zoom: Option<String>,
+    /// The `[[notify]]` URL, told of `grant.deauthorized` only.
+    ops: Receiver,
 }
 
 /// Both users authorize; then, with the failpoint `step` armed, the user
@@ -50,17 +63,29 @@ struct Crashed {
 async fn crash_mid_wipe(step: &str) -> Crashed {
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let dir = tempfile::tempdir().expect("tempdir");
+    let ops = Receiver::start().await;
     let app = "webhook_secret_env = \"ZOOM_WEBHOOK_SECRET\"";
-    let config = write_config_with(dir.path(), &sim, "", app);
+    let notify = format!(
+        r#"
+[[notify]]
+name = "ops"
+url = "{}"
+secret_env = "GRANTMUX_NOTIFY_SECRET"
+events = ["grant.deauthorized"]
+"#,
+        ops.url("/grantmux")
+    );
+    let config = write_config_with(dir.path(), &sim, &notify, app);
     let http = http();
-    let gmx = Grantmux::start(&config, &[ENV]);
+    let gmx = Grantmux::start(&config, &ENV);
     let (access, refresh) = authorize(&http, &sim, gmx.proxy, USER).await;
     let (bystander, _) = authorize(&http, &sim, gmx.proxy, BYSTANDER).await;
     gmx.stop("-TERM");
     let sealed = sealed_record(&dir.path().join("state"), &id(USER));
     let at_zoom = sim.current_access_token(CLIENT, USER);
 
-    let mut gmx = Grantmux::start(&config, &[ENV, ("GRANTMUX_FAILPOINT", step)]);
+    let [zoom, notify] = ENV;
+    let mut gmx = Grantmux::start(&config, &[zoom, notify, ("GRANTMUX_FAILPOINT", step)]);
     point_zoom_at(&http, &sim, gmx.proxy, WEBHOOK_SECRET).await;
     let delivered = uninstall_at_zoom(&http, &sim, USER).await;
     assert_eq!(
@@ -73,6 +98,7 @@ async fn crash_mid_wipe(step: &str) -> Crashed {
     assert_eq!(code, None, "killed by SIGABRT at {step}");
     let reached = format!("failpoint {step} reached");
     assert!(log.iter().any(|l| l.contains(&reached)), "{log:#?}");
+    assert!(ops.received().is_empty(), "told before the crash");
     Crashed {
         sim,
         dir,
@@ -82,6 +108,7 @@ async fn crash_mid_wipe(step: &str) -> Crashed {
         bystander,
         sealed,
         at_zoom,
+        ops,
     }
 }
 
@@ -91,7 +118,7 @@ async fn a_kill_once_the_wipe_is_stored_leaves_the_user_uninstalled_and_zoom_s_r
     // Durable means whole: the old file was rewritten away before the crash.
     crashed.assert_no_sealed_copy();
     let http = http();
-    let gmx = Grantmux::start(&crashed.config, &[ENV]);
+    let gmx = Grantmux::start(&crashed.config, &ENV);
     // The wipe was durable: the restarted process holds it before Zoom retries.
     crashed.assert_dead_here(&http, &gmx).await;
     crashed.zoom_retries_and_the_wipe_is_whole(&http, gmx).await;
@@ -110,14 +137,72 @@ async fn a_kill_before_the_wipe_is_written_keeps_the_grant_whole_until_zoom_s_re
     assert!(stored.bindings.iter().all(|b| !b.revoked), "bindings kept");
 
     let http = http();
-    let gmx = Grantmux::start(&crashed.config, &[ENV]);
+    let gmx = Grantmux::start(&crashed.config, &ENV);
     crashed.assert_bystander_served(&http, &gmx).await;
     crashed.zoom_retries_and_the_wipe_is_whole(&http, gmx).await;
+}
+
+/// The `[[notify]]` URL hears of the uninstall although the process died
+/// between the wipe's write and the queueing of its event: Zoom's retry finds
+/// the wiped record still owing its `grant.deauthorized`, raises it, counts
+/// the wipe and logs it. Zoom delivering the finished uninstall once more
+/// tells nobody again: the next event the URL hears is another user's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_once_the_wipe_is_stored_still_tells_notify_of_the_uninstall_once() {
+    let crashed = crash_mid_wipe("wipe_stored").await;
+    let http = http();
+    let gmx = Grantmux::start(&crashed.config, &ENV);
+    point_zoom_at(&http, &crashed.sim, gmx.proxy, WEBHOOK_SECRET).await;
+    let delivered = uninstall_at_zoom(&http, &crashed.sim, USER).await;
+    assert_eq!(delivered, json!(200), "Zoom's retry answered");
+    let told = crashed.told(1).await;
+    assert_eq!(users(&told), [USER], "told of the uninstall");
+    assert_eq!(wipes_counted(&gmx).await, Some(1), "the wipe counted");
+
+    // Zoom's duplicate of an uninstall that is done: no event, not counted.
+    let delivered = uninstall_at_zoom(&http, &crashed.sim, USER).await;
+    assert_eq!(delivered, json!(200), "the duplicate answered");
+    assert_eq!(wipes_counted(&gmx).await, Some(1), "the duplicate counted");
+    // One queue, delivered in order: had the duplicate queued an event, it
+    // would arrive before the bystander's.
+    let delivered = uninstall_at_zoom(&http, &crashed.sim, BYSTANDER).await;
+    assert_eq!(delivered, json!(200), "the bystander's uninstall answered");
+    let told = crashed.told(2).await;
+    assert_eq!(users(&told), [USER, BYSTANDER], "one event per uninstall");
+    assert_eq!(wipes_counted(&gmx).await, Some(2));
+
+    let (_, log) = gmx.stop("-TERM");
+    for user in [USER, BYSTANDER] {
+        let wiped = log
+            .iter()
+            .filter(|l| l.contains("app_deauthorized: grant wiped") && l.contains(&id(user)))
+            .count();
+        assert_eq!(wiped, 1, "{user}'s wipe logged once: {log:#?}");
+    }
+    // The event carries the wipe's own time, whichever process raised it,
+    // so that a receiver can tell a repeat from a new uninstall.
+    let stored = crashed.stored(USER).await.expect("the record stays");
+    assert_eq!(stored.deauthorized_at(), Some(told[0].1), "event_ts");
+    crashed.sim.shutdown().await;
 }
 
 /// A grant's id in the store.
 fn id(user: &str) -> String {
     format!("{CLIENT}/user:{user}")
+}
+
+/// The users of `told`, in order.
+fn users(told: &[(String, u64)]) -> Vec<&str> {
+    told.iter().map(|(user, _)| user.as_str()).collect()
+}
+
+/// `grantmux_grants_deauthorized_total`, as `gmx` reports it now.
+async fn wipes_counted(gmx: &Grantmux) -> Option<u64> {
+    let metrics = raw_metrics(gmx.admin).await;
+    let line = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("grantmux_grants_deauthorized_total "));
+    line.and_then(|n| n.parse().ok())
 }
 
 // === impl Crashed ===
@@ -143,6 +228,7 @@ impl Crashed {
         point_zoom_at(http, &self.sim, gmx.proxy, WEBHOOK_SECRET).await;
         let delivered = uninstall_at_zoom(http, &self.sim, USER).await;
         assert_eq!(delivered, json!(200), "Zoom's retry answered");
+        assert_eq!(users(&self.told(1).await), [USER], "told of the uninstall");
         // Zoom's 200 says no copy of the tokens is left.
         self.assert_no_sealed_copy();
         self.assert_dead_here(http, &gmx).await;
@@ -150,6 +236,28 @@ impl Crashed {
         gmx.stop("-TERM");
         self.assert_wiped_in_file().await;
         self.sim.shutdown().await;
+    }
+
+    /// The users the `[[notify]]` URL was told were deauthorized, with each
+    /// event's `event_ts`, in order, once it has heard of `n` (or PATIENCE
+    /// has passed: then what there is, for the assertion to show). Each is
+    /// signed with the notify secret.
+    async fn told(&self, n: usize) -> Vec<(String, u64)> {
+        let got = self.ops.wait_until(PATIENCE, |g| g.len() >= n).await;
+        got.iter()
+            .map(|r| {
+                let event = r.json();
+                assert_eq!(event["event"], "grant.deauthorized", "{event}");
+                let ts = r.header("x-grantmux-request-timestamp");
+                let signed = signature::sign(NOTIFY_SECRET.as_bytes(), ts, r.body.as_bytes());
+                assert_eq!(r.header("x-grantmux-signature"), signed, "signed");
+                let user = event["payload"]["user_id"].as_str().expect("user_id");
+                (
+                    user.to_owned(),
+                    event["event_ts"].as_u64().expect("event_ts"),
+                )
+            })
+            .collect()
     }
 
     /// The uninstalled user's virtual tokens get Zoom's refusals from grantmux

@@ -3,6 +3,7 @@
 
 mod account;
 mod adoption;
+mod deauth;
 mod outcomes;
 mod support;
 mod writes;
