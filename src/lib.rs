@@ -17,7 +17,8 @@
 //! body.rs       the boxed body type shared by every path
 //! error.rs      ProxyError and OAuthError, and the one place each becomes an HTTP answer
 //! upstream/     rustls clients to Zoom (webpki + system roots + zoom.ca_file): the API
-//!               origin's own HTTP/1.1 + HTTP/2 pool (the hot path); hyper-util's for tokens;
+//!               origin's own HTTP/1.1 + HTTP/2 pool (the hot path), where a bodiless call
+//!               is exchanged in its own task (h1.rs) and others by hyper; hyper-util's for tokens;
 //!               the resolver both use: the system's, or a DNS stub bypassing /etc/hosts
 //!               (with listen.tls or zoom.dns_servers)
 //! clock.rs      wall-clock time that tests can advance

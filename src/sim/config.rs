@@ -53,6 +53,8 @@ pub struct SimConfig {
     pub api_faults: Faults,
     /// `Some(path)`: serve HTTPS with a freshly generated CA, whose PEM is written to `path`.
     pub tls: Option<PathBuf>,
+    /// With `tls`: offer only `http/1.1` by ALPN, as an origin without HTTP/2 would.
+    pub tls_http1_only: bool,
     /// `api_url` in token answers; `None` means the sim's own base URL.
     pub api_url: Option<String>,
     /// `false` skips token checks on API routes (benchmark mode): every call acts as
@@ -143,6 +145,7 @@ impl Default for SimConfig {
             token_faults: Faults::default(),
             api_faults: Faults::default(),
             tls: None,
+            tls_http1_only: false,
             api_url: None,
             check_tokens: true,
             opaque_tokens: false,

@@ -63,7 +63,7 @@ impl Sim {
             source,
         })?;
         let acceptor = match &cfg.tls {
-            Some(path) => Some(tls::acceptor(path).await?),
+            Some(path) => Some(tls::acceptor(path, cfg.tls_http1_only).await?),
             None => None,
         };
         let base_url = base_url(addr, acceptor.is_some());

@@ -14,8 +14,9 @@ use tokio_rustls::TlsAcceptor;
 
 use super::SimError;
 
-/// Generates the CA and leaf, writes the CA PEM to `ca_out` and returns the acceptor.
-pub(crate) async fn acceptor(ca_out: &Path) -> Result<TlsAcceptor, SimError> {
+/// Generates the CA and leaf, writes the CA PEM to `ca_out` and returns the acceptor,
+/// offering `h2` and `http/1.1` by ALPN, or only the latter.
+pub(crate) async fn acceptor(ca_out: &Path, http1_only: bool) -> Result<TlsAcceptor, SimError> {
     let (ca_pem, chain, key) = generate()?;
     tokio::fs::write(ca_out, ca_pem)
         .await
@@ -28,7 +29,11 @@ pub(crate) async fn acceptor(ca_out: &Path) -> Result<TlsAcceptor, SimError> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -10,10 +10,12 @@
 //! for loopback hosts, which config validation enforces.
 
 pub mod dns;
+mod h1;
 mod pool;
 mod resolve;
 
 pub use self::dns::{DnsError, DnsResolver};
+pub use self::h1::H1Error;
 pub use self::pool::{OriginPool, PoolError};
 pub use self::resolve::{nameservers, Resolver, ResolverSetupError, RESOLV_CONF};
 

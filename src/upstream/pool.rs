@@ -5,9 +5,12 @@
 //! and moves large futures around. Every API call grantmux forwards goes to one
 //! origin, so this pool is built on hyper's connection-level API instead:
 //!
-//! - HTTP/1.1 connections sit in a LIFO stack (the warmest first). A connection
-//!   goes back when its response body has been read to the end, by the body
-//!   wrapper [`PooledBody`]; a body dropped half-read takes its connection with it.
+//! - HTTP/1.1 connections sit in a LIFO stack (the warmest first). A request
+//!   with no body (most API calls) is exchanged on one by [`h1`], inside the
+//!   request's own task; one with a body by hyper, which turns an idle `h1`
+//!   connection into its own when it needs one. A connection goes back when its
+//!   response body has been read to the end, by [`h1::Body`] or the wrapper
+//!   [`PooledBody`]; a body dropped half-read takes its connection with it.
 //! - Over TLS, ALPN decides. When Zoom picks `h2`, one connection is shared by
 //!   every request, and a single connect at a time finds out which protocol it is,
 //!   so a storm on a cold pool opens one connection, not thousands.
@@ -38,6 +41,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::h1::{self, H1Error, Stream};
 use crate::body::Body;
 
 /// Idle HTTP/1.1 connections kept at most.
@@ -62,6 +66,8 @@ pub enum PoolError {
     ConnectTimeout { origin: String, after: Duration },
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    #[error(transparent)]
+    H1(#[from] H1Error),
     #[error("cannot name the request target: {0}")]
     Target(String),
 }
@@ -91,8 +97,14 @@ struct Inner {
 }
 
 struct Idle {
-    tx: http1::SendRequest<Body>,
+    conn: IdleConn,
     since: Instant,
+}
+
+/// An idle HTTP/1.1 connection: hyper's, or one of [`h1`]'s.
+enum IdleConn {
+    Hyper(http1::SendRequest<Body>),
+    Raw(h1::Conn),
 }
 
 /// The HTTP/2 connection and when a request last took it. Idle past
@@ -106,6 +118,7 @@ struct SharedH2 {
 
 /// A connection checked out for one request.
 enum Conn {
+    Raw(h1::Conn),
     H1(http1::SendRequest<Body>),
     H2(http2::SendRequest<Body>),
 }
@@ -169,12 +182,29 @@ impl OriginPool {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let bodiless = h1::bodiless(&req);
         // Once, and once more if a kept-alive connection closed before the request
         // was written to it.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let mut error = match self.inner.checkout().await? {
+            let mut error = match self.inner.checkout(bodiless).await? {
+                Conn::Raw(conn) => {
+                    let head = h1::encode_head(req.method(), &path, req.headers());
+                    match conn.exchange(&head, req.method()).await {
+                        Ok((parts, framing, conn)) => {
+                            let pool = self.inner.clone();
+                            let release = move |conn| pool.put_back(IdleConn::Raw(conn));
+                            let body = h1::Body::new(conn, framing, release);
+                            return Ok(Response::from_parts(parts, crate::body::stream(body)));
+                        }
+                        Err(H1Error::Unsent(error)) if attempts < 2 => {
+                            tracing::debug!(%error, "connection closed before the request left; sending it again");
+                            continue;
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
                 Conn::H1(mut tx) => {
                     *req.uri_mut() = Uri::from(path.clone());
                     match tx.try_send_request(req).await {
@@ -224,34 +254,51 @@ impl Inner {
         Uri::from_parts(parts).map_err(|e| PoolError::Target(e.to_string()))
     }
 
-    async fn checkout(self: &Arc<Self>) -> Result<Conn, PoolError> {
+    /// A connection for one request: an `h1` one for a `bodiless` request where
+    /// the origin speaks HTTP/1.1, else hyper's.
+    async fn checkout(self: &Arc<Self>, bodiless: bool) -> Result<Conn, PoolError> {
         if self.proto() != PROTO_H1 {
-            if let Some(conn) = self.checkout_h2().await? {
+            if let Some(conn) = self.checkout_h2(bodiless).await? {
                 return Ok(conn);
             }
         }
         loop {
             let popped = self.idle_lock().pop_back();
-            let Some(Idle { mut tx, since }) = popped else {
+            let Some(Idle { conn, since }) = popped else {
                 break;
             };
-            if tx.is_closed() || since.elapsed() > IDLE_TIMEOUT {
+            if since.elapsed() > IDLE_TIMEOUT {
                 continue;
             }
-            // Put back as its body ended; the connection task may still be
-            // finishing that response, or closing because Zoom said so.
-            if tx.is_ready() || tx.ready().await.is_ok() {
-                return Ok(Conn::H1(tx));
+            match conn {
+                IdleConn::Raw(mut conn) => {
+                    if !std::future::poll_fn(|cx| Poll::Ready(conn.alive(cx))).await {
+                        continue;
+                    }
+                    if bodiless {
+                        return Ok(Conn::Raw(conn));
+                    }
+                    if let Some(io) = conn.into_io() {
+                        return Box::pin(self.handshake_h1(io)).await;
+                    }
+                }
+                IdleConn::Hyper(mut tx) => {
+                    // Put back as its body ended; the connection task may still be
+                    // finishing that response, or closing because Zoom said so.
+                    if !tx.is_closed() && (tx.is_ready() || tx.ready().await.is_ok()) {
+                        return Ok(Conn::H1(tx));
+                    }
+                }
             }
         }
         // Boxed: connecting (TCP, TLS, handshakes) is a large future that most
         // requests never enter, and every request's future would carry its size.
-        Box::pin(self.connect()).await
+        Box::pin(self.connect(bodiless)).await
     }
 
     /// The shared HTTP/2 connection, made if needed. `None` once the origin
     /// turned out to speak HTTP/1.1 only.
-    async fn checkout_h2(self: &Arc<Self>) -> Result<Option<Conn>, PoolError> {
+    async fn checkout_h2(self: &Arc<Self>, bodiless: bool) -> Result<Option<Conn>, PoolError> {
         let mut shared = self.h2.lock().await;
         let now = Instant::now();
         if let Some(h2) = shared
@@ -266,7 +313,7 @@ impl Inner {
             return Ok(None);
         }
         // The lock is held across the connect: whoever comes next learns the protocol.
-        match Box::pin(self.connect()).await? {
+        match Box::pin(self.connect(bodiless)).await? {
             Conn::H2(tx) => {
                 *shared = Some(SharedH2 {
                     tx: tx.clone(),
@@ -278,11 +325,11 @@ impl Inner {
         }
     }
 
-    async fn connect(&self) -> Result<Conn, PoolError> {
+    async fn connect(&self, bodiless: bool) -> Result<Conn, PoolError> {
         let tcp = self.within_connect_timeout(self.tcp()).await?;
         self.opened.inc();
         let Some((connector, name)) = &self.tls else {
-            return self.handshake_h1(tcp).await;
+            return self.http1(Stream::Tcp(tcp), bodiless).await;
         };
         let tls = self
             .within_connect_timeout(connector.connect(name.clone(), tcp))
@@ -301,13 +348,18 @@ impl Inner {
             return Ok(Conn::H2(tx));
         }
         self.proto.store(PROTO_H1, Ordering::Release);
-        self.handshake_h1(tls).await
+        self.http1(Stream::Tls(Box::new(tls)), bodiless).await
     }
 
-    async fn handshake_h1<T>(&self, io: T) -> Result<Conn, PoolError>
-    where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-    {
+    /// A new HTTP/1.1 connection: `h1`'s for a bodiless request, else hyper's.
+    async fn http1(&self, io: Stream, bodiless: bool) -> Result<Conn, PoolError> {
+        if bodiless {
+            return Ok(Conn::Raw(h1::Conn::new(io)));
+        }
+        self.handshake_h1(io).await
+    }
+
+    async fn handshake_h1(&self, io: Stream) -> Result<Conn, PoolError> {
         let (tx, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
         tokio::spawn(async move {
             if let Err(error) = conn.await {
@@ -352,8 +404,8 @@ impl Inner {
         }))
     }
 
-    fn put_back(&self, tx: http1::SendRequest<Body>) {
-        if tx.is_closed() {
+    fn put_back(&self, conn: IdleConn) {
+        if matches!(&conn, IdleConn::Hyper(tx) if tx.is_closed()) {
             return;
         }
         let now = Instant::now();
@@ -366,7 +418,7 @@ impl Inner {
             idle.pop_front();
         }
         if idle.len() < MAX_IDLE {
-            idle.push_back(Idle { tx, since: now });
+            idle.push_back(Idle { conn, since: now });
         }
     }
 }
@@ -404,7 +456,7 @@ impl PooledBody {
 
     fn release(&mut self) {
         if let Some((tx, pool)) = self.conn.take() {
-            pool.put_back(tx);
+            pool.put_back(IdleConn::Hyper(tx));
         }
     }
 }

@@ -65,6 +65,34 @@ async fn the_forwarding_suite_passes_over_tls() {
     h.shutdown().await;
 }
 
+/// An origin without HTTP/2: bodiless calls take the pool's own HTTP/1.1
+/// exchange over TLS, calls with bodies hyper's, on connections they hand each
+/// other.
+#[tokio::test]
+async fn the_forwarding_suite_passes_over_tls_without_http2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = SimConfig {
+        rate_limits: Some(grantmux::sim::RateLimits {
+            light_per_second: 1000,
+            medium_per_second: 1000,
+            heavy_per_second: 1000,
+            ..grantmux::sim::RateLimits::default()
+        }),
+        tls_http1_only: true,
+        ..tls_sim(&dir, "ca.pem")
+    };
+    let h = support::start(sim, |_| {}).await;
+    crate::forwarding::methods_paths_queries_and_bodies(&h).await;
+    crate::forwarding::header_rules(&h).await;
+    // Sequential calls: one connection carried them all, both ways.
+    let m = support::metrics(&h).await;
+    assert_eq!(
+        support::sample(&m, "grantmux_upstream_connections_total"),
+        Some(1.0)
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_wrong_ca_fails_with_502_and_a_clear_log_line() {
     let (logs, _guard) = capture(Level::DEBUG);
