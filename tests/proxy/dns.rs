@@ -43,6 +43,24 @@ fn tls_listener_where_hosts_points(c: &mut Config) {
     c.listen.tls = Some(SocketAddr::from(([127, 0, 0, 1], zoom_port(c))));
 }
 
+/// Starts the simulator on 127.0.0.2:P and grantmux with `tweak`, which may take
+/// 127.0.0.1:P. The kernel chose P as free on 127.0.0.2 only: when another test
+/// holds 127.0.0.1:P, grantmux cannot listen there, and both start again on
+/// another P.
+async fn start_beside_zoom(
+    dir: &tempfile::TempDir,
+    tweak: impl Fn(&mut Config),
+) -> Result<Harness, HarnessError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match Harness::start(sim_on_127_0_0_2(dir), &tweak).await {
+            Err(HarnessError::Start(StartError::Bind { .. })) if tries < 10 => continue,
+            started => return started,
+        }
+    }
+}
+
 fn expect_loop(started: Result<Harness, HarnessError>) -> String {
     match started {
         Ok(_) => panic!("grantmux started with its upstream pointing at itself"),
@@ -55,11 +73,13 @@ fn expect_loop(started: Result<Harness, HarnessError>) -> String {
 async fn with_the_tls_listener_zoom_is_reached_through_dns_not_the_hosts_file() {
     let dns = FakeDns::start(ZOOM).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let h = support::start(sim_on_127_0_0_2(&dir), |c| {
+    let h = start_beside_zoom(&dir, |c| {
+        support::with_callers(c);
         tls_listener_where_hosts_points(c);
         c.zoom.dns_servers = vec![dns.addr];
     })
-    .await;
+    .await
+    .expect("harness starts");
     let port = zoom_port(&h.config);
     assert_eq!(h.sim.addr(), SocketAddr::from((ZOOM, port)));
     assert_eq!(
@@ -87,7 +107,7 @@ async fn with_the_tls_listener_zoom_is_reached_through_dns_not_the_hosts_file() 
 async fn a_dns_answer_that_is_grantmux_itself_is_still_refused_as_a_loop() {
     let dns = FakeDns::start(Ipv4Addr::LOCALHOST).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let started = grantmux::harness::Harness::start(sim_on_127_0_0_2(&dir), |c| {
+    let started = start_beside_zoom(&dir, |c| {
         tls_listener_where_hosts_points(c);
         c.zoom.dns_servers = vec![dns.addr];
     })
@@ -107,7 +127,7 @@ async fn a_dns_answer_that_is_grantmux_itself_is_still_refused_as_a_loop() {
 #[tokio::test]
 async fn without_them_the_hosts_file_still_decides_and_the_loop_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let started = grantmux::harness::Harness::start(sim_on_127_0_0_2(&dir), |c| {
+    let started = start_beside_zoom(&dir, |c| {
         c.listen.proxy = SocketAddr::from(([127, 0, 0, 1], zoom_port(c)));
     })
     .await;

@@ -24,7 +24,7 @@ pub(crate) fn user_key() -> GrantKey {
     GrantKey::new(CLIENT, Subject::User(USER.into()))
 }
 
-fn with_callers(config: &mut Config) {
+pub(crate) fn with_callers(config: &mut Config) {
     config.callers = vec![
         Caller {
             name: "s2s".into(),
