@@ -161,7 +161,12 @@ impl Conn {
             .map_err(H1Error::Write)?;
         self.io.flush().await.map_err(H1Error::Write)?;
         loop {
-            if let Some(parts) = parse_head(&mut self.buf)? {
+            // A kept-alive connection starts empty: read before parsing.
+            let parsed = match self.buf.is_empty() {
+                true => None,
+                false => parse_head(&mut self.buf)?,
+            };
+            if let Some(parts) = parsed {
                 if parts.status.is_informational() {
                     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Err(H1Error::Switched);
