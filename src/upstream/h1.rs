@@ -418,9 +418,7 @@ impl<R: FnOnce(Conn)> Body<R> {
                     if buf.is_empty() {
                         return Ok(None);
                     }
-                    let n = usize::try_from(*left).map_or(buf.len(), |l| l.min(buf.len()));
-                    let data = buf.split_to(n).freeze();
-                    *left -= n as u64;
+                    let data = take_up_to(buf, left);
                     if *left == 0 {
                         self.end();
                     }
@@ -445,9 +443,7 @@ impl<R: FnOnce(Conn)> Body<R> {
                         if buf.is_empty() {
                             return Ok(None);
                         }
-                        let n = usize::try_from(*left).map_or(buf.len(), |l| l.min(buf.len()));
-                        let data = buf.split_to(n).freeze();
-                        *left -= n as u64;
+                        let data = take_up_to(buf, left);
                         if *left == 0 {
                             *chunk = Chunk::DataEnd;
                         }
@@ -478,6 +474,13 @@ impl<R: FnOnce(Conn)> Body<R> {
             }
         }
     }
+}
+
+/// What `buf` holds of the `left` bytes still owed, off its front; `left` counts down.
+fn take_up_to(buf: &mut BytesMut, left: &mut u64) -> Bytes {
+    let n = usize::try_from(*left).map_or(buf.len(), |l| l.min(buf.len()));
+    *left -= n as u64;
+    buf.split_to(n).freeze()
 }
 
 /// One CRLF-ended line off the front of `buf`, without its CRLF.

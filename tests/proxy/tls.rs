@@ -14,6 +14,19 @@ fn tls_sim(dir: &tempfile::TempDir, name: &str) -> SimConfig {
     }
 }
 
+/// `sim` with rate limits roomy enough for the forwarding suite's calls.
+fn suite_sim(sim: SimConfig) -> SimConfig {
+    SimConfig {
+        rate_limits: Some(grantmux::sim::RateLimits {
+            light_per_second: 1000,
+            medium_per_second: 1000,
+            heavy_per_second: 1000,
+            ..grantmux::sim::RateLimits::default()
+        }),
+        ..sim
+    }
+}
+
 #[tokio::test]
 async fn forwarding_works_over_tls_with_the_configured_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -50,15 +63,7 @@ async fn forwarding_works_over_tls_with_the_configured_ca() {
 #[tokio::test]
 async fn the_forwarding_suite_passes_over_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = SimConfig {
-        rate_limits: Some(grantmux::sim::RateLimits {
-            light_per_second: 1000,
-            medium_per_second: 1000,
-            heavy_per_second: 1000,
-            ..grantmux::sim::RateLimits::default()
-        }),
-        ..tls_sim(&dir, "ca.pem")
-    };
+    let sim = suite_sim(tls_sim(&dir, "ca.pem"));
     let h = support::start(sim, |_| {}).await;
     crate::forwarding::methods_paths_queries_and_bodies(&h).await;
     crate::forwarding::header_rules(&h).await;
@@ -71,16 +76,10 @@ async fn the_forwarding_suite_passes_over_tls() {
 #[tokio::test]
 async fn the_forwarding_suite_passes_over_tls_without_http2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = SimConfig {
-        rate_limits: Some(grantmux::sim::RateLimits {
-            light_per_second: 1000,
-            medium_per_second: 1000,
-            heavy_per_second: 1000,
-            ..grantmux::sim::RateLimits::default()
-        }),
+    let sim = suite_sim(SimConfig {
         tls_http1_only: true,
         ..tls_sim(&dir, "ca.pem")
-    };
+    });
     let h = support::start(sim, |_| {}).await;
     crate::forwarding::methods_paths_queries_and_bodies(&h).await;
     crate::forwarding::header_rules(&h).await;

@@ -30,6 +30,20 @@ async fn scripted(script: &'static [u8]) -> Conn {
     ))
 }
 
+/// A connection whose far end answers with `script` and then closes it.
+async fn scripted_then_closed(script: &'static [u8]) -> Conn {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        read_head(&mut sock).await;
+        let _ = sock.write_all(script).await;
+    });
+    Conn::new(Stream::Tcp(
+        TcpStream::connect(addr).await.expect("connect"),
+    ))
+}
+
 async fn read_head(sock: &mut TcpStream) -> Vec<u8> {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
@@ -100,20 +114,7 @@ async fn a_chunked_answer_is_decoded_and_its_connection_goes_back() {
 
 #[tokio::test]
 async fn an_answer_without_a_length_runs_until_close_and_is_not_reused() {
-    let conn = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.expect("accept");
-            read_head(&mut sock).await;
-            sock.write_all(b"HTTP/1.0 200 OK\r\n\r\nuntil the end")
-                .await
-                .expect("write");
-        });
-        Conn::new(Stream::Tcp(
-            TcpStream::connect(addr).await.expect("connect"),
-        ))
-    };
+    let conn = scripted_then_closed(b"HTTP/1.0 200 OK\r\n\r\nuntil the end").await;
     let head = encode_head(&Method::GET, &"/".parse().expect("path"), &HeaderMap::new());
     let (_, framing, conn) = conn.exchange(&head, &Method::GET).await.expect("head");
     assert_eq!(framing.length, Length::UntilClose);
@@ -177,20 +178,7 @@ async fn bytes_past_the_answer_keep_the_connection_out_of_the_pool() {
 
 #[tokio::test]
 async fn a_body_cut_short_is_an_error_not_a_short_answer() {
-    let conn = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.expect("accept");
-            read_head(&mut sock).await;
-            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
-                .await
-                .expect("write");
-        });
-        Conn::new(Stream::Tcp(
-            TcpStream::connect(addr).await.expect("connect"),
-        ))
-    };
+    let conn = scripted_then_closed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").await;
     let head = encode_head(&Method::GET, &"/".parse().expect("path"), &HeaderMap::new());
     let (_, framing, conn) = conn.exchange(&head, &Method::GET).await.expect("head");
     let (released, release) = releaser();
