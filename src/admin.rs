@@ -9,21 +9,20 @@
 //! without a preflight that admin never answers. Each forced refresh is a real
 //! rotation at Zoom, so one grant takes at most one per [`REFRESH_INTERVAL`].
 
-use crate::metrics::Standing;
-use crate::ratelimit::RateLimiter;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::body::{self, Body};
 use crate::clock::{Clock, UnixMillis};
 use crate::grants::{GrantHandle, Registry, Subject, TokenError};
-use crate::metrics::MetricsRegistry;
+use crate::metrics::{MetricsRegistry, Standing};
+use crate::ratelimit::RateLimiter;
+use crate::serve::Incoming;
 use crate::store::{Envelope, StoreError};
 use crate::webhooks::Outgoing;
 

@@ -269,7 +269,7 @@ impl Running {
                     listener,
                     Some(acceptor),
                     limits.clone(),
-                    move |mut req: http::Request<hyper::body::Incoming>| {
+                    move |mut req: http::Request<crate::serve::Incoming>| {
                         req.extensions_mut().insert(Intercepted);
                         proxy.clone().handle(req)
                     },

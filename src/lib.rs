@@ -12,8 +12,10 @@
 //! main.rs       thin CLI: parse, load config, init tracing, run, pick the exit code
 //! app.rs        wiring: store, registry, upstream clients, listeners; ordered shutdown
 //! config/       proxy.toml: raw serde shape -> validated Config, typed errors naming the key
-//! serve.rs      the one hyper accept loop: limits, TLS, graceful drain; serve/park.rs
-//!               gives hyper's 16 KiB per HTTP/1 connection back while it idles
+//! serve.rs      the one accept loop: limits, TLS, graceful drain; serve/park.rs
+//!               gives hyper's 16 KiB per HTTP/1 connection back while it idles, and
+//!               serve/inline.rs serves a bodiless HTTP/1.1 request in the connection's
+//!               own task (hyper serves the rest); handlers take serve::Incoming
 //! body.rs       the boxed body type shared by every path
 //! error.rs      ProxyError and OAuthError, and the one place each becomes an HTTP answer
 //! upstream/     rustls clients to Zoom (webpki + system roots + zoom.ca_file): the API

@@ -8,9 +8,12 @@
 
 mod answer;
 mod idle;
+mod incoming;
+mod inline;
 mod park;
 
 pub use self::idle::{ConnectionActivity, InFlight, Tunnel};
+pub use self::incoming::Incoming;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,9 +22,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
@@ -174,7 +175,7 @@ pub async fn serve<S, B, F>(
             }
         };
         let conn = Conn {
-            service: hyper::service::service_fn(service),
+            service,
             builders: builders.clone(),
             activity: activity.clone(),
             drain: drain_rx.clone(),
@@ -231,18 +232,33 @@ struct Conn<S> {
 struct Builders {
     http1: http1::Builder,
     auto: auto::Builder<TokioExecutor>,
+    inline: inline::Limits,
+}
+
+/// A handler as hyper calls it: with hyper's body, which becomes ours.
+fn hyper_service<S, A>(
+    service: S,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<Tracked>,
+    Error = Infallible,
+    Future = A,
+> + Clone
+where
+    S: Fn(Request<Incoming>) -> A + Clone,
+    A: Future<Output = Result<Response<Tracked>, Infallible>>,
+{
+    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        service(req.map(Incoming::from))
+    })
 }
 
 // === impl Conn ===
 
-impl<S> Conn<S>
+impl<S, A> Conn<S>
 where
-    S: Service<Request<Incoming>, Response = Response<Tracked>, Error = Infallible>
-        + Clone
-        + Unpin
-        + Send
-        + 'static,
-    S::Future: Unpin + Send + 'static,
+    S: Fn(Request<Incoming>) -> A + Clone + Unpin + Send + Sync + 'static,
+    A: Future<Output = Result<Response<Tracked>, Infallible>> + Unpin + Send + 'static,
 {
     /// Serves the connection `io` resolves to (`None`: a failed handshake)
     /// until it ends, the watchdog finds it idle, or the drain ends it; then
@@ -288,7 +304,8 @@ where
         if self.tunnels {
             // `CONNECT` takes connections over through hyper's upgrades, which
             // a parked connection cannot offer.
-            let conn = auto.serve_connection_with_upgrades(TokioIo::new(io), self.service.clone());
+            let service = hyper_service(self.service.clone());
+            let conn = auto.serve_connection_with_upgrades(TokioIo::new(io), service);
             return until_drained(conn, &mut self.drain).await;
         }
         let opening = tokio::select! {
@@ -300,21 +317,23 @@ where
             Opening::Http2(ahead) => {
                 let io = TokioIo::new(Rewind::new(ahead, io));
                 until_drained(
-                    auto.serve_connection(io, self.service.clone()),
+                    auto.serve_connection(io, hyper_service(self.service.clone())),
                     &mut self.drain,
                 )
                 .await
             }
-            Opening::Http1(ahead) => park::serve_http1(
-                io,
-                ahead,
-                &self.builders.http1,
-                self.service.clone(),
-                &self.activity,
-                &mut self.drain,
-            )
-            .await
-            .map_err(Into::into),
+            Opening::Http1(ahead) => {
+                park::serve_http1(
+                    io,
+                    ahead,
+                    &self.builders.http1,
+                    self.builders.inline,
+                    &self.service,
+                    &self.activity,
+                    &mut self.drain,
+                )
+                .await
+            }
         }
     }
 }
@@ -361,6 +380,10 @@ impl Builders {
         Self {
             http1,
             auto: builder(limits),
+            inline: inline::Limits {
+                max_headers: limits.max_headers,
+                max_header_bytes: limits.max_header_bytes,
+            },
         }
     }
 }
@@ -376,7 +399,10 @@ where
     F: Future<Output = ()>,
 {
     let builder = builder(limits);
-    let conn = builder.serve_connection(TokioIo::new(io), hyper::service::service_fn(service));
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        service(req.map(Incoming::from))
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn, shutdown);
     tokio::select! {
         served = conn.as_mut() => if let Err(error) = served {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -21,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::body::{self, Body};
 use crate::config::{Config, TunnelRule};
 use crate::proxy::Proxy;
-use crate::serve::{serve_connection, ConnectionActivity, ServerLimits, Tunnel};
+use crate::serve::{serve_connection, ConnectionActivity, Incoming, ServerLimits, Tunnel};
 
 /// The forward proxy's shared state.
 pub struct ForwardProxy {

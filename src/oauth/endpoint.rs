@@ -12,7 +12,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -28,6 +27,7 @@ use crate::grants::{
 };
 use crate::intercept::Intercepted;
 use crate::secret::Secret;
+use crate::serve::Incoming;
 
 /// Virtual access tokens live as long as Zoom's user tokens, so callers refresh
 /// on the schedule they already have; the real grant is kept fresh underneath.

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::upload::Upload;
 use super::{headers, Proxy};
@@ -18,6 +17,7 @@ use crate::grants::vtoken::{Claims, Kind, VerifyError};
 use crate::grants::{GrantHandle, Subject};
 use crate::metrics::ReplayLabels;
 use crate::ratelimit::{Ask, Flow, Observed, ZoomLimits};
+use crate::serve::Incoming;
 use crate::upstream::describe_error;
 
 /// Zoom's 401 bodies are tiny; anything bigger is not the one we replay on.

@@ -14,7 +14,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Method, Request, Response, Version};
-use hyper::body::Incoming;
 
 pub use self::callers::CallerKeys;
 use crate::body::Body;
@@ -26,6 +25,7 @@ use crate::grants::Registry;
 use crate::metrics::{Metrics, RequestLabels, Route};
 use crate::oauth::{OAuthEndpoint, ZoomTokenClient};
 use crate::ratelimit::RateLimiter;
+use crate::serve::Incoming;
 use crate::upstream::OriginPool;
 use crate::webhooks::Webhooks;
 

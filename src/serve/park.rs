@@ -20,7 +20,8 @@
 //! request's body; hyper, asked to stop then, finishes that exchange and
 //! closes the connection, as it does at a graceful shutdown.
 
-use std::future::poll_fn;
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -28,15 +29,18 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hyper::body::Incoming;
+use http::{Request, Response};
 use hyper::server::conn::http1;
-use hyper::service::HttpService;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::answer::Tracked;
 use super::idle::Activity;
+use super::inline::{self, After, Parsed};
+use super::{hyper_service, Incoming};
+use crate::body::BoxError;
 
 /// What a client sends first on an HTTP/2 connection without TLS's ALPN.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -82,21 +86,21 @@ pub(super) async fn opening<IO: AsyncRead + Unpin>(io: &mut IO) -> Opening {
 
 /// Serves HTTP/1 on `io`, whose first bytes, already read, are `ahead`, until
 /// the connection ends or `drain` changes. Between exchanges only `io` is held.
-pub(super) async fn serve_http1<IO, S>(
+/// A request `inline.rs` can serve is served there, in this task; any other
+/// is hyper's.
+pub(super) async fn serve_http1<IO, F, A>(
     mut io: IO,
     mut ahead: Bytes,
     builder: &http1::Builder,
-    mut service: S,
+    limits: inline::Limits,
+    service: &F,
     activity: &Activity,
     drain: &mut watch::Receiver<()>,
-) -> hyper::Result<()>
+) -> Result<(), BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming> + Unpin,
-    S::Future: Unpin,
-    S::ResBody: 'static,
-    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Fn(Request<Incoming>) -> A + Clone + Unpin,
+    A: Future<Output = Result<Response<Tracked>, Infallible>> + Unpin,
 {
     let mut draining = false;
     // Eager: give hyper's buffers back as soon as an exchange ends, as nginx
@@ -116,10 +120,33 @@ where
             };
             eager = parked_at.elapsed() >= PARK_AFTER;
         }
+        if let Some(Parsed {
+            request,
+            rest,
+            close,
+        }) = inline::parse(&ahead, limits)
+        {
+            let after = inline::exchange(&mut io, service(request), close).await?;
+            // Draining, hyper ends a connection with the exchange in flight;
+            // a request sent behind it is not read.
+            if !matches!(drain.has_changed(), Ok(false)) {
+                let _ = io.shutdown().await;
+                return Ok(());
+            }
+            ahead = match after {
+                After::KeepAlive(next) if rest.is_empty() => next,
+                After::KeepAlive(next) if next.is_empty() => rest,
+                After::KeepAlive(next) => [rest, next].concat().into(),
+                After::Close => return Ok(()),
+            };
+            continue;
+        }
         let ended_before = activity.exchanges();
         // Boxed, so a parked connection's task does not keep room for it.
-        let mut conn =
-            Box::new(builder.serve_connection(TokioIo::new(Rewind::new(ahead, io)), service));
+        let mut conn = Box::new(builder.serve_connection(
+            TokioIo::new(Rewind::new(ahead, io)),
+            hyper_service(service.clone()),
+        ));
         let mut stop = Stop::No;
         // Set when a busy connection has been quiet for PARK_AFTER.
         let mut due = false;
@@ -163,7 +190,6 @@ where
         let parts = conn.into_parts();
         let (rest, inner) = parts.io.into_inner().into_parts();
         io = inner;
-        service = parts.service;
         served?;
         if stop != Stop::Parked {
             let _ = io.shutdown().await;
@@ -184,15 +210,20 @@ where
 /// Reads what has arrived, up to [`FIRST_READ`] bytes, into a buffer of its
 /// own size. Empty at the end of the stream.
 async fn read_some<IO: AsyncRead + Unpin>(io: &mut IO) -> io::Result<Bytes> {
-    poll_fn(|cx| {
-        // On the stack for the poll only: a waiting connection holds no
-        // buffer. Left uninitialised: zeroing it cost more than the read.
-        let mut buf = [MaybeUninit::<u8>::uninit(); FIRST_READ];
-        let mut read = ReadBuf::uninit(&mut buf);
-        ready!(Pin::new(&mut *io).poll_read(cx, &mut read))?;
-        Poll::Ready(Ok(Bytes::copy_from_slice(read.filled())))
-    })
-    .await
+    poll_fn(|cx| poll_read_some(io, cx)).await
+}
+
+/// [`read_some`], as a poll.
+pub(super) fn poll_read_some<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Bytes>> {
+    // On the stack for the poll only: a waiting connection holds no buffer.
+    // Left uninitialised: zeroing it cost more than the read.
+    let mut buf = [MaybeUninit::<u8>::uninit(); FIRST_READ];
+    let mut read = ReadBuf::uninit(&mut buf);
+    ready!(Pin::new(&mut *io).poll_read(cx, &mut read))?;
+    Poll::Ready(Ok(Bytes::copy_from_slice(read.filled())))
 }
 
 /// Whether a hyper connection was asked to stop so its socket could park.
@@ -287,12 +318,15 @@ mod tests {
 
     type Ready = std::future::Ready<Result<Response<body::Body>, Infallible>>;
 
+    /// A request hyper serves: it has a body.
+    const POST: &[u8] = b"POST /v2/users HTTP/1.1\r\nhost: grantmux\r\ncontent-length: 2\r\n\r\n{}";
+    /// A request served inline.
     const GET: &[u8] = b"GET /v2/users/me HTTP/1.1\r\nhost: grantmux\r\n\r\n";
 
     struct Server {
         activity: Arc<Activity>,
         drain: watch::Sender<()>,
-        task: JoinHandle<hyper::Result<()>>,
+        task: JoinHandle<Result<(), BoxError>>,
     }
 
     /// One loopback connection served by `serve_http1`, as `serve` serves
@@ -309,11 +343,11 @@ mod tests {
         let (drain, drained) = watch::channel(());
         let service = {
             let activity = activity.clone();
-            hyper::service::service_fn(move |_: Request<Incoming>| -> Answer<Ready> {
+            move |_: Request<Incoming>| -> Answer<Ready> {
                 let answer = Response::new(body::full(vec![b'x'; size]));
                 let answer = std::future::ready(Ok::<_, Infallible>(answer));
                 Answer::new(answer, activity.request())
-            })
+            }
         };
         let socket = Watched::new(socket, activity.clone());
         let task = tokio::spawn(serve(socket, service, activity.clone(), drained));
@@ -335,17 +369,28 @@ mod tests {
         service: S,
         activity: Arc<Activity>,
         mut drained: watch::Receiver<()>,
-    ) -> hyper::Result<()>
+    ) -> Result<(), BoxError>
     where
-        S: HttpService<Incoming, ResBody = crate::serve::answer::Tracked> + Unpin,
-        S::Future: Unpin,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: Fn(Request<Incoming>) -> Answer<Ready> + Clone + Unpin,
     {
         let Opening::Http1(ahead) = opening(&mut socket).await else {
             panic!("not an HTTP/1 opening");
         };
         let builder = http1::Builder::new();
-        serve_http1(socket, ahead, &builder, service, &activity, &mut drained).await
+        let limits = inline::Limits {
+            max_headers: 100,
+            max_header_bytes: 8192,
+        };
+        serve_http1(
+            socket,
+            ahead,
+            &builder,
+            limits,
+            &service,
+            &activity,
+            &mut drained,
+        )
+        .await
     }
 
     /// A caller speaking HTTP/1.1 on a raw socket.
@@ -359,14 +404,19 @@ mod tests {
             self.socket.write_all(bytes).await.expect("send");
         }
 
-        /// Reads one response; returns its status and body length.
-        async fn response(&mut self) -> (u16, usize) {
-            let head_end = loop {
+        /// Reads until a whole response head is in; where it ends.
+        async fn head_end(&mut self) -> usize {
+            loop {
                 if let Some(at) = self.seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break at + 4;
+                    return at + 4;
                 }
                 self.fill().await;
-            };
+            }
+        }
+
+        /// Reads one response; returns its status and body length.
+        async fn response(&mut self) -> (u16, usize) {
+            let head_end = self.head_end().await;
             let head = String::from_utf8(self.seen[..head_end].to_vec()).expect("an ASCII head");
             let status = head[9..12].parse().expect("a status");
             let length: usize = head
@@ -399,28 +449,73 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_gives_its_buffers_back_and_serves_the_next_request() {
         let (mut client, server) = connect(100).await;
-        client.send(GET).await;
+        client.send(POST).await;
         assert_eq!(client.response().await, (200, 100));
         // A first exchange parks at once, as nginx frees its buffers.
         assert_eq!(server.activity.parks(), 1);
 
         // The next request comes soon: the connection is busy, and keeps
         // hyper's buffers until it has been quiet for PARK_AFTER.
-        client.send(GET).await;
+        client.send(POST).await;
         assert_eq!(client.response().await, (200, 100));
         assert_eq!(server.activity.parks(), 1);
         tokio::time::sleep(PARK_AFTER * 2).await;
         assert_eq!(server.activity.parks(), 2);
 
-        client.send(GET).await;
+        client.send(POST).await;
         assert_eq!(client.response().await, (200, 100));
         assert!(!server.task.is_finished());
     }
 
     #[tokio::test]
-    async fn a_request_head_split_across_a_park_is_read_whole() {
+    async fn requests_without_a_body_are_served_inline_between_hyper_exchanges() {
         let (mut client, server) = connect(10).await;
         client.send(GET).await;
+        assert_eq!(client.response().await, (200, 10));
+        // Two in one write: the second is read with the first.
+        client.send(&[GET, GET].concat()).await;
+        assert_eq!(client.response().await, (200, 10));
+        assert_eq!(client.response().await, (200, 10));
+        assert_eq!(
+            server.activity.parks(),
+            0,
+            "hyper never took the connection"
+        );
+
+        // One with a body goes to hyper, and one sent behind it in the same
+        // write is hyper's too; once hyper has parked, the next is inline.
+        client.send(&[POST, GET].concat()).await;
+        assert_eq!(client.response().await, (200, 10));
+        assert_eq!(client.response().await, (200, 10));
+        tokio::time::sleep(PARK_AFTER * 2).await;
+        let parks = server.activity.parks();
+        assert!(parks >= 1);
+        client.send(GET).await;
+        assert_eq!(client.response().await, (200, 10));
+        assert_eq!(server.activity.parks(), parks);
+        assert_eq!(server.activity.exchanges(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_caller_asking_to_close_gets_its_answer_then_the_close() {
+        let (mut client, server) = connect(10).await;
+        client.send(GET).await;
+        assert_eq!(client.response().await, (200, 10));
+        let close = b"GET /v2/users/me HTTP/1.1\r\nhost: grantmux\r\nconnection: close\r\n\r\n";
+        client.send(close).await;
+        let head_end = client.head_end().await;
+        let head = String::from_utf8_lossy(&client.seen[..head_end]).to_string();
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+        assert_eq!(client.response().await, (200, 10));
+        assert!(client.closed().await);
+        assert!(server.task.await.expect("no panic").is_ok());
+        assert_eq!(server.activity.parks(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_head_split_across_a_park_is_read_whole() {
+        let (mut client, server) = connect(10).await;
+        client.send(POST).await;
         assert_eq!(client.response().await, (200, 10));
         assert_eq!(server.activity.parks(), 1);
 
@@ -442,20 +537,37 @@ mod tests {
         // after the handler's part is over, and must not be stopped then.
         const SIZE: usize = 32 << 20;
         let (mut client, server) = connect(SIZE).await;
-        client.send(GET).await;
+        client.send(POST).await;
         assert_eq!(client.response().await, (200, SIZE));
         assert_eq!(server.activity.parks(), 1);
+        client.send(POST).await;
+        assert_eq!(client.response().await, (200, SIZE));
+        // And inline, where the body goes out in pieces as the caller reads.
+        client.send(GET).await;
+        assert_eq!(client.response().await, (200, SIZE));
         client.send(GET).await;
         assert_eq!(client.response().await, (200, SIZE));
     }
 
     #[tokio::test]
     async fn a_drain_closes_a_parked_connection() {
+        for first in [GET, POST] {
+            let (mut client, server) = connect(10).await;
+            client.send(first).await;
+            assert_eq!(client.response().await, (200, 10));
+            server.drain.send(()).expect("the server listens");
+            assert!(server.task.await.expect("no panic").is_ok());
+            assert!(client.closed().await);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_behind_one_served_when_the_drain_began_is_not_served() {
         let (mut client, server) = connect(10).await;
-        client.send(GET).await;
-        assert_eq!(client.response().await, (200, 10));
         server.drain.send(()).expect("the server listens");
-        assert!(server.task.await.expect("no panic").is_ok());
+        client.send(&[GET, GET].concat()).await;
+        assert_eq!(client.response().await, (200, 10));
         assert!(client.closed().await);
+        assert!(server.task.await.expect("no panic").is_ok());
     }
 }

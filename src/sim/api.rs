@@ -7,7 +7,6 @@
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::config::RateLimits;
 use super::echo::{self, RecordedRequest};
@@ -19,6 +18,7 @@ use super::rest;
 use super::state::{lock, Settings, Shared};
 use super::stats::Counters;
 use crate::body::Body;
+use crate::serve::Incoming;
 
 /// Bodies of the JSON routes are kept up to this size; the echo route keeps none.
 const MAX_JSON_BYTES: usize = 1024 * 1024;

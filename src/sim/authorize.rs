@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use http::header::{HeaderValue, LOCATION};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::codes::Challenge;
 use super::faults::{self, Injected};
@@ -14,6 +13,7 @@ use super::reply;
 use super::state::{lock, Shared};
 use super::stats::Counters;
 use crate::body::{self, Body};
+use crate::serve::Incoming;
 
 #[derive(serde::Serialize)]
 struct Revoked {

@@ -8,12 +8,12 @@ use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::reply;
 use crate::body::Body;
+use crate::serve::Incoming;
 
 /// Request headers with this prefix come back as response headers without it.
 const ECHO_SET_PREFIX: &str = "x-echo-set-";

@@ -8,12 +8,12 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::config::SimApp;
 use super::reply;
 use super::state::Shared;
 use crate::body::Body;
+use crate::serve::Incoming;
 
 /// Token-endpoint bodies are a few hundred bytes; anything larger is not a client.
 const MAX_FORM_BYTES: usize = 64 * 1024;

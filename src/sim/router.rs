@@ -4,11 +4,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::state::Shared;
 use super::{api, authorize, reply, token, webhooks};
 use crate::body::Body;
+use crate::serve::Incoming;
 
 /// Routes one request. Never fails: every outcome, even a dropped connection, is a
 /// response (see `faults::reset`).

@@ -5,7 +5,6 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use serde::Serialize;
 
 use super::codes::RedeemError;
@@ -17,6 +16,7 @@ use super::reply;
 use super::state::{lock, millis, Settings, Shared};
 use super::stats::Counters;
 use crate::body::Body;
+use crate::serve::Incoming;
 
 /// Scopes reported for user tokens (classic, space-separated).
 const USER_SCOPE: &str = "meeting:read meeting:write user:read";

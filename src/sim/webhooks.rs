@@ -17,7 +17,6 @@ use hmac::{Hmac, Mac};
 use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
@@ -29,6 +28,7 @@ use super::echo::{self, hex};
 use super::reply;
 use super::state::{lock, Shared};
 use crate::body::Body;
+use crate::serve::Incoming;
 
 /// Zoom gives an endpoint this long to answer (ZOOM.md §3).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -492,19 +492,22 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let tx = tx.clone();
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let tx = tx.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|c| c.to_bytes())
-                            .unwrap_or_default();
-                        let _ = tx.send((parts.headers, body));
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
-                    }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            let _ = tx.send((parts.headers, body));
+                            Ok::<_, std::convert::Infallible>(Response::new(
+                                Full::new(Bytes::new()),
+                            ))
+                        }
+                    });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new().serve_connection(io, service),

@@ -30,7 +30,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -42,6 +41,7 @@ use crate::error::WebhookError;
 use crate::grants::Registry;
 use crate::metrics::{Metrics, WebhookLabels};
 use crate::secret::Secret;
+use crate::serve::Incoming;
 use crate::store::Message;
 
 pub use self::deliver::Outgoing;
