@@ -166,7 +166,7 @@ impl Conn {
                 true => None,
                 false => parse_head(&mut self.buf)?,
             };
-            if let Some(parts) = parsed {
+            if let Some((parts, seen)) = parsed {
                 if parts.status.is_informational() {
                     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Err(H1Error::Switched);
@@ -175,7 +175,7 @@ impl Conn {
                     continue;
                 }
                 let mut parts = parts;
-                let framing = Framing::of(method, &mut parts)?;
+                let framing = Framing::of(method, &mut parts, seen)?;
                 return Ok((parts, framing, self));
             }
             if self.buf.len() >= MAX_HEAD {
@@ -202,7 +202,7 @@ impl Conn {
 }
 
 /// Parses one answer head off the front of `buf`, or `None` if it is not all there.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, H1Error> {
+fn parse_head(buf: &mut BytesMut) -> Result<Option<(Parts, Seen)>, H1Error> {
     // Where each header's name and value sit in `buf`: httparse borrows it,
     // and the values are then cut from it without a copy.
     let (len, code, version, spans) = {
@@ -232,8 +232,16 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, H1Error> {
     };
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut seen = Seen::default();
     for [ns, ne, vs, ve] in spans {
         let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| H1Error::Header("name"))?;
+        if name == header::CONTENT_LENGTH {
+            seen.content_length += 1;
+        } else if name == header::TRANSFER_ENCODING {
+            seen.transfer_encoding = true;
+        } else if name == header::CONNECTION {
+            seen.connection = true;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
             .map_err(|_| H1Error::Header("value"))?;
         headers.append(name, value);
@@ -243,7 +251,18 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, H1Error> {
     parts.status = status;
     parts.version = version;
     parts.headers = headers;
-    Ok(Some(parts))
+    Ok(Some((parts, seen)))
+}
+
+/// Which of the headers that frame an answer it carries, noted as its head is
+/// parsed: most answers have one `Content-Length` and neither of the others,
+/// and a lookup by hash for each would cost more than the note.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// `Content-Length` fields (a list in one field counts once).
+    content_length: usize,
+    transfer_encoding: bool,
+    connection: bool,
 }
 
 /// How the answer's body is delimited, and whether the connection outlives it.
@@ -265,7 +284,7 @@ impl Framing {
     /// RFC 9112 §6.3, in its order. The caller's side frames its answer by
     /// the `Content-Length` left here, so a doubtful one is removed or made one
     /// number.
-    fn of(method: &Method, parts: &mut Parts) -> Result<Self, H1Error> {
+    fn of(method: &Method, parts: &mut Parts, seen: Seen) -> Result<Self, H1Error> {
         let mut suspect = false;
         let headers = &mut parts.headers;
         let length = if method == Method::HEAD
@@ -273,7 +292,7 @@ impl Framing {
             || parts.status == StatusCode::NOT_MODIFIED
         {
             Length::Exact(0)
-        } else if headers.contains_key(header::TRANSFER_ENCODING) {
+        } else if seen.transfer_encoding {
             let chunked = headers
                 .get_all(header::TRANSFER_ENCODING)
                 .iter()
@@ -288,16 +307,16 @@ impl Framing {
             } else {
                 Length::UntilClose
             }
-        } else if let Some(value) = headers.get(header::CONTENT_LENGTH) {
+        } else if let Some(value) = (seen.content_length > 0)
+            .then(|| headers.get(header::CONTENT_LENGTH))
+            .flatten()
+        {
             let plain = value.as_bytes().iter().all(u8::is_ascii_digit);
-            let n = content_length(headers)?;
-            if !plain
-                || headers
-                    .get_all(header::CONTENT_LENGTH)
-                    .iter()
-                    .nth(1)
-                    .is_some()
-            {
+            let n = match seen.content_length {
+                1 => content_length([value])?,
+                _ => content_length(headers.get_all(header::CONTENT_LENGTH))?,
+            };
+            if !plain || seen.content_length > 1 {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
             }
             Length::Exact(n)
@@ -305,9 +324,10 @@ impl Framing {
             Length::UntilClose
         };
         let (mut close, mut keep) = (false, false);
-        for token in headers
-            .get_all(header::CONNECTION)
+        let connection = seen.connection.then(|| headers.get_all(header::CONNECTION));
+        for token in connection
             .iter()
+            .flatten()
             .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         {
             let token = token.trim_ascii();
@@ -323,11 +343,10 @@ impl Framing {
 }
 
 /// Every `Content-Length` value, repeated or listed, must be the same number.
-fn content_length(headers: &HeaderMap) -> Result<u64, H1Error> {
+fn content_length<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Result<u64, H1Error> {
     let mut length = None;
-    for value in headers
-        .get_all(header::CONTENT_LENGTH)
-        .iter()
+    for value in values
+        .into_iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
     {
         let value = value.trim_ascii();
