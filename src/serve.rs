@@ -236,17 +236,18 @@ struct Builders {
 }
 
 /// A handler as hyper calls it: with hyper's body, which becomes ours.
-fn hyper_service<S, A>(
+fn hyper_service<S, A, B>(
     service: S,
 ) -> impl hyper::service::Service<
     Request<hyper::body::Incoming>,
-    Response = Response<Tracked>,
+    Response = Response<B>,
     Error = Infallible,
     Future = A,
 > + Clone
 where
     S: Fn(Request<Incoming>) -> A + Clone,
-    A: Future<Output = Result<Response<Tracked>, Infallible>>,
+    A: Future<Output = Result<Response<B>, Infallible>>,
+    B: http_body::Body,
 {
     hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         service(req.map(Incoming::from))
@@ -399,10 +400,7 @@ where
     F: Future<Output = ()>,
 {
     let builder = builder(limits);
-    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        service(req.map(Incoming::from))
-    });
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection(TokioIo::new(io), hyper_service(service));
     tokio::pin!(conn, shutdown);
     tokio::select! {
         served = conn.as_mut() => if let Err(error) = served {

@@ -207,18 +207,14 @@ where
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
             .sum::<usize>();
-    let gathered = match framing {
-        Framing::Length(n) => n.min(COALESCE as u64) as usize,
+    let mut left = match framing {
+        Framing::Length(n) => n,
         Framing::None | Framing::Chunked => 0,
     };
-    let mut out = BytesMut::with_capacity(head + gathered);
+    let mut out = BytesMut::with_capacity(head + left.min(COALESCE as u64) as usize);
     encode_head(&mut out, parts.status, &parts.headers, framing, close);
     // Not kept across the writes: the connection's task would keep room for it.
     drop(parts);
-    let mut left = match framing {
-        Framing::Length(n) => n,
-        _ => 0,
-    };
     if framing != Framing::None {
         loop {
             // What the body has ready is gathered behind the head; before

@@ -134,9 +134,7 @@ where
                 return Ok(());
             }
             ahead = match after {
-                After::KeepAlive(next) if rest.is_empty() => next,
-                After::KeepAlive(next) if next.is_empty() => rest,
-                After::KeepAlive(next) => [rest, next].concat().into(),
+                After::KeepAlive(next) => joined(rest, next),
                 After::Close => return Ok(()),
             };
             continue;
@@ -197,13 +195,19 @@ where
         }
         activity.parked();
         // Bytes hyper read past the exchange it ended on (the start of the next
-        // request); an empty remainder would still pin hyper's read buffer.
-        ahead = match (parts.read_buf.is_empty(), rest.is_empty()) {
-            (true, true) => Bytes::new(),
-            (false, true) => parts.read_buf,
-            (true, false) => rest,
-            (false, false) => [parts.read_buf, rest].concat().into(),
-        };
+        // request).
+        ahead = joined(parts.read_buf, rest);
+    }
+}
+
+/// `first`, then `then`, copied only when both hold bytes. An empty result
+/// is a fresh `Bytes`: an empty slice of hyper's read buffer would pin it.
+fn joined(first: Bytes, then: Bytes) -> Bytes {
+    match (first.is_empty(), then.is_empty()) {
+        (true, true) => Bytes::new(),
+        (false, true) => first,
+        (true, false) => then,
+        (false, false) => [first, then].concat().into(),
     }
 }
 
