@@ -40,16 +40,17 @@ async function flow() {
   if (!before.grants.some((g) => g.subject === "app" && g.client_id === CLIENT_ID && g.state === "live")) {
     throw new Failure(`grantmux's GET /grants lists no live app grant: ${before.grants.map((g) => g.subject)}`);
   }
-  // An app token acts for no user: the sim refuses it on /users/me (with 401
-  // code 124; Zoom's exact answer is unconfirmed). What grantmux does with that
-  // answer is recorded: the sim's 124 reads as a dead token.
+  // An app token acts for no user: the sim refuses it on /users/me with Zoom's
+  // missing-scope answer (400 code 4711, ZOOM.md §4), which is no dead token:
+  // grantmux passes it on and mints nothing.
   const me = await usersMe(second.token.access_token);
   if (me.status === 200) throw new Failure(`GET /v2/users/me with an app token answered 200 ${JSON.stringify(me.body)}`);
   const after = await grantmuxSide();
   const minted = after.zoomCalls.minus(before.zoomCalls).mint;
+  if (minted > 0) throw new Failure(`a refused app token cost ${minted} more mint(s) at Zoom, wanted 0`);
   observe(`GET /v2/users/me with the app token got ${answer(me.status, me.body)}, and grantmux made `
-    + `${minted} more client_credentials mint(s) at Zoom for it (the sim's 401 code 124, its answer to an app `
-    + `token on a user route, reads to grantmux as a dead token: it mints anew and replays)`);
+    + `${minted} more client_credentials mint(s) at Zoom for it (the sim's missing-scope answer to an app `
+    + `token on a user route is passed on, not read as a dead token)`);
   return `ClientCredentials getToken x2 (client_credentials, Basic) = ${mints} mint at Zoom, POST /v2/im/chat/messages 201 x2, `
     + `/grants lists the app grant; GET /v2/users/me with the app token ${me.status}`;
 }
