@@ -1,13 +1,18 @@
 //! Forwarding API calls to Zoom with the grant's real token, and the replay
 //! that hides a token rotation from callers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 
 use super::upload::Upload;
 use super::{headers, Proxy};
@@ -18,7 +23,7 @@ use crate::grants::{GrantHandle, Subject};
 use crate::metrics::ReplayLabels;
 use crate::ratelimit::{Ask, Flow, Observed, ZoomLimits};
 use crate::serve::Incoming;
-use crate::upstream::describe_error;
+use crate::upstream::{describe_error, PoolError};
 
 /// Zoom's 401 bodies are tiny; anything bigger is not the one we replay on.
 const MAX_401_BODY: usize = 64 * 1024;
@@ -242,7 +247,7 @@ impl Proxy {
         bytes: Bytes,
     ) -> Result<Response<Body>, ProxyError> {
         loop {
-            let resp = self.send(rebuild(parts, bytes.clone())).await?;
+            let resp = self.send_whole(parts, bytes.clone()).await?;
             let Some(s) = shaping else {
                 return Ok(resp);
             };
@@ -310,10 +315,22 @@ impl Proxy {
     }
 
     /// A request whose body is whole: Zoom has `response_timeout` to answer.
-    async fn send(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
-        tokio::time::timeout(self.response_timeout, self.exchange(req))
-            .await
-            .map_err(|_| ProxyError::UpstreamTimeout(self.response_timeout))?
+    fn send(
+        &self,
+        req: Request<Body>,
+    ) -> ZoomCall<'_, impl Future<Output = Result<Response<Body>, PoolError>> + '_> {
+        self.call(self.upstream.send(req), Some(self.response_timeout))
+    }
+
+    /// [`Self::send`] for a request kept in `parts` for a replay: the pool
+    /// writes it from them, with no copy, where it can.
+    fn send_whole<'a>(
+        &'a self,
+        parts: &'a Parts,
+        bytes: Bytes,
+    ) -> ZoomCall<'a, impl Future<Output = Result<Response<Body>, PoolError>> + 'a> {
+        let sending = self.upstream.send_whole(parts, bytes);
+        self.call(sending, Some(self.response_timeout))
     }
 
     /// A request whose body streams from the caller: `response_timeout` runs
@@ -326,35 +343,64 @@ impl Proxy {
         let (upload, progress) = Upload::new(body);
         let req = Request::from_parts(parts, body::stream(upload));
         tokio::select! {
-            answer = self.exchange(req) => answer,
+            answer = self.call(self.upstream.send(req), None) => answer,
             overdue = progress.overdue(self.upload_stall_timeout, self.response_timeout) => {
                 Err(overdue)
             }
         }
     }
 
-    async fn exchange(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
-        let started = Instant::now();
-        let resp = self
-            .upstream
-            .send(req)
-            .await
-            .map_err(|e| ProxyError::Upstream(describe_error(&e)))?;
-        self.metrics
-            .upstream_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.observe_ratelimit(resp.headers());
-        Ok(resp)
+    fn call<F>(&self, sending: F, timeout: Option<Duration>) -> ZoomCall<'_, F> {
+        ZoomCall {
+            sending,
+            deadline: timeout.map(tokio::time::sleep),
+            started: Instant::now(),
+            proxy: self,
+        }
     }
 }
 
-fn rebuild(parts: &Parts, bytes: Bytes) -> Request<Body> {
-    let mut req = Request::new(body::full(bytes));
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.version_mut() = parts.version;
-    *req.headers_mut() = parts.headers.clone();
-    req
+pin_project! {
+    /// One call to Zoom as the proxy awaits it: bounded by `response_timeout`
+    /// when it has a deadline, and timed, its rate-limit headers noted, when it
+    /// answers. A struct, not `async fn`s around the pool's future: each such
+    /// layer keeps a copy of the future it wraps beside the one it awaits, and
+    /// the handler's future, allocated and moved for every request, carries
+    /// them all.
+    struct ZoomCall<'a, F> {
+        #[pin]
+        sending: F,
+        #[pin]
+        deadline: Option<Sleep>,
+        started: Instant,
+        proxy: &'a Proxy,
+    }
+}
+
+impl<F> Future for ZoomCall<'_, F>
+where
+    F: Future<Output = Result<Response<Body>, PoolError>>,
+{
+    type Output = Result<Response<Body>, ProxyError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(sent) = this.sending.poll(cx) {
+            let resp = sent.map_err(|e| ProxyError::Upstream(describe_error(&e)))?;
+            let metrics = &this.proxy.metrics;
+            metrics
+                .upstream_seconds
+                .observe(this.started.elapsed().as_secs_f64());
+            metrics.observe_ratelimit(resp.headers());
+            return Poll::Ready(Ok(resp));
+        }
+        if let Some(deadline) = this.deadline.as_pin_mut() {
+            ready!(deadline.poll(cx));
+            let timeout = this.proxy.response_timeout;
+            return Poll::Ready(Err(ProxyError::UpstreamTimeout(timeout)));
+        }
+        Poll::Pending
+    }
 }
 
 /// Zoom's answer as the caller gets it: untouched but for hop-by-hop headers.

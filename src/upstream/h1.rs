@@ -24,10 +24,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::response::Parts;
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+use crate::ratelimit::headers as ratelimit;
 
 /// The most headers an answer may carry (hyper's default, too).
 const MAX_HEADERS: usize = 100;
@@ -77,40 +79,46 @@ pub(super) struct Conn {
     buf: BytesMut,
 }
 
-/// Whether `req` may take this path: no body, and no header that says one follows.
-pub(super) fn bodiless<B: http_body::Body>(req: &Request<B>) -> bool {
-    req.body().is_end_stream()
-        && req.method() != Method::CONNECT
-        && req
-            .headers()
+/// Whether a request with no body bytes may take this path: no header says a
+/// body follows, and it is not a tunnel.
+pub(super) fn bodiless(method: &Method, headers: &HeaderMap) -> bool {
+    method != Method::CONNECT
+        && headers
             .get(header::CONTENT_LENGTH)
             .is_none_or(|v| v.as_bytes() == b"0")
-        && !req.headers().contains_key(header::TRANSFER_ENCODING)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
 }
 
-/// The request head as HTTP/1.1 writes it. The caller's headers are already
-/// Zoom's (`prepare_request`): hop-by-hop ones gone, `Host` and the token set.
-pub(super) fn encode_head(method: &Method, path: &PathAndQuery, headers: &HeaderMap) -> Vec<u8> {
+/// Appends the request head as HTTP/1.1 writes it to `out`. The caller's
+/// headers are already Zoom's (`prepare_request`): hop-by-hop ones gone,
+/// `Host` and the token set.
+pub(super) fn encode_head(
+    out: &mut BytesMut,
+    method: &Method,
+    path: &PathAndQuery,
+    headers: &HeaderMap,
+) {
+    // `METHOD SP path SP HTTP/1.1 CRLF`, the headers, and the empty line:
+    // sized once, so the buffer does not grow (and copy) while it is written.
     let size = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum::<usize>()
         + method.as_str().len()
         + path.as_str().len()
-        + 13;
-    let mut head = Vec::with_capacity(size);
-    head.extend_from_slice(method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(path.as_str().as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
+        + b"  HTTP/1.1\r\n\r\n".len();
+    out.reserve(size);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(path.as_str().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(b"\r\n");
-    head
+    out.extend_from_slice(b"\r\n");
 }
 
 // === impl Conn ===
@@ -144,21 +152,28 @@ impl Conn {
         )
     }
 
-    /// Writes `head` and reads the answer's head. The connection rides in the
-    /// returned body, which gives it back through `release` once read to the end.
+    /// Writes the request's head and reads the answer's. The connection rides
+    /// in the returned body, which gives it back through `release` once read
+    /// to the end.
     pub(super) async fn exchange(
         mut self,
-        head: &[u8],
         method: &Method,
+        path: &PathAndQuery,
+        headers: &HeaderMap,
     ) -> Result<(Parts, Framing, Conn), H1Error> {
-        let written = self.io.write(head).await.map_err(H1Error::Unsent)?;
+        // The head is written from the read buffer, empty between exchanges
+        // (`alive`): its room, kept from the last answer, takes the head
+        // without an allocation, and is the answer's again once it is sent.
+        encode_head(&mut self.buf, method, path, headers);
+        let written = self.io.write(&self.buf).await.map_err(H1Error::Unsent)?;
         if written == 0 {
             return Err(H1Error::Unsent(io::ErrorKind::WriteZero.into()));
         }
         self.io
-            .write_all(&head[written..])
+            .write_all(&self.buf[written..])
             .await
             .map_err(H1Error::Write)?;
+        self.buf.clear();
         self.io.flush().await.map_err(H1Error::Write)?;
         loop {
             // A kept-alive connection starts empty: read before parsing.
@@ -204,8 +219,10 @@ impl Conn {
 /// Parses one answer head off the front of `buf`, or `None` if it is not all there.
 fn parse_head(buf: &mut BytesMut) -> Result<Option<(Parts, Seen)>, H1Error> {
     // Where each header's name and value sit in `buf`: httparse borrows it,
-    // and the values are then cut from it without a copy.
-    let (len, code, version, spans) = {
+    // and the values are then cut from it without a copy. The spans are
+    // offsets into a head of at most MAX_HEAD bytes, kept on the stack.
+    let mut spans = [[0u32; 4]; MAX_HEADERS];
+    let (len, code, version, count) = {
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut []);
         let parsed = httparse::ParserConfig::default()
@@ -214,27 +231,37 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(Parts, Seen)>, H1Error> {
         let httparse::Status::Complete(len) = parsed else {
             return Ok(None);
         };
+        if len > MAX_HEAD {
+            return Err(H1Error::HeadTooLarge);
+        }
         let base = buf.as_ptr() as usize;
-        let spans: Vec<[usize; 4]> = resp
-            .headers
-            .iter()
-            .map(|h| {
-                let name = h.name.as_ptr() as usize - base;
-                let value = h.value.as_ptr() as usize - base;
-                [name, name + h.name.len(), value, value + h.value.len()]
-            })
-            .collect();
+        let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
+        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+            let (name, value) = (offset(h.name.as_bytes()), offset(h.value));
+            *span = [
+                name,
+                name + h.name.len() as u32,
+                value,
+                value + h.value.len() as u32,
+            ];
+        }
         let version = match resp.version {
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
-        (len, resp.code.unwrap_or_default(), version, spans)
+        (
+            len,
+            resp.code.unwrap_or_default(),
+            version,
+            resp.headers.len(),
+        )
     };
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut headers = HeaderMap::with_capacity(count);
     let mut seen = Seen::default();
-    for [ns, ne, vs, ve] in spans {
-        let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| H1Error::Header("name"))?;
+    for &[ns, ne, vs, ve] in &spans[..count] {
+        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
+        let name = header_name(&head[ns..ne])?;
         if name == header::CONTENT_LENGTH {
             seen.content_length += 1;
         } else if name == header::TRANSFER_ENCODING {
@@ -252,6 +279,32 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(Parts, Seen)>, H1Error> {
     parts.version = version;
     parts.headers = headers;
     Ok(Some((parts, seen)))
+}
+
+/// Names of Zoom's own answer headers. `HeaderName::from_bytes` copies a name
+/// it does not know into an allocation of its own; Zoom sends these on every
+/// answer (its tracking id, and its rate-limit headers on most).
+static ZOOM_HEADERS: [HeaderName; 7] = [
+    HeaderName::from_static("x-zm-trackingid"),
+    HeaderName::from_static("x-zm-request-id"),
+    ratelimit::CATEGORY,
+    ratelimit::TYPE,
+    ratelimit::LIMIT,
+    ratelimit::REMAINING,
+    HeaderName::from_static("x-ratelimit-reset"),
+];
+
+/// A header name as read, one of Zoom's own without an allocation.
+fn header_name(raw: &[u8]) -> Result<HeaderName, H1Error> {
+    if raw.len() > 2 && raw[..2].eq_ignore_ascii_case(b"x-") {
+        let known = ZOOM_HEADERS
+            .iter()
+            .find(|n| n.as_str().as_bytes().eq_ignore_ascii_case(raw));
+        if let Some(name) = known {
+            return Ok(name.clone());
+        }
+    }
+    HeaderName::from_bytes(raw).map_err(|_| H1Error::Header("name"))
 }
 
 /// Which of the headers that frame an answer it carries, noted as its head is

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri};
+use http::{request, HeaderMap, Method, Request, Response, Uri};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -176,13 +176,35 @@ impl OriginPool {
 
     /// Sends `req` to the origin. Its URI needs only a path; the pool writes the
     /// form each protocol wants (origin-form for HTTP/1.1, absolute for HTTP/2).
-    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, PoolError> {
-        let path = req
+    pub fn send(
+        &self,
+        req: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Body>, PoolError>> + Send + '_ {
+        self.send_outgoing(Outgoing::Request(req))
+    }
+
+    /// Sends a request whose body is whole in `body`, from `parts` the caller
+    /// keeps (to send again after a token rotation). A bodiless one on an
+    /// HTTP/1.1 connection is written from them as they are; only hyper's
+    /// connections take a `Request` of its own, copied from them.
+    ///
+    /// Both are plain functions around one `async fn`: a layer of `async fn`
+    /// would keep a second copy of the request in the caller's future.
+    pub fn send_whole<'a>(
+        &'a self,
+        parts: &'a request::Parts,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Response<Body>, PoolError>> + Send + 'a {
+        self.send_outgoing(Outgoing::Whole(parts, body))
+    }
+
+    async fn send_outgoing(&self, mut out: Outgoing<'_>) -> Result<Response<Body>, PoolError> {
+        let path = out
             .uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let bodiless = h1::bodiless(&req);
+        let bodiless = out.bodiless();
         // Once, and once more if a kept-alive connection closed before the request
         // was written to it.
         let mut attempts = 0;
@@ -190,8 +212,8 @@ impl OriginPool {
             attempts += 1;
             let mut error = match self.inner.checkout(bodiless).await? {
                 Conn::Raw(conn) => {
-                    let head = h1::encode_head(req.method(), &path, req.headers());
-                    match conn.exchange(&head, req.method()).await {
+                    let (method, headers) = out.head();
+                    match conn.exchange(method, &path, headers).await {
                         Ok((parts, framing, conn)) => {
                             let pool = self.inner.clone();
                             let release = move |conn| pool.put_back(IdleConn::Raw(conn));
@@ -206,6 +228,7 @@ impl OriginPool {
                     }
                 }
                 Conn::H1(mut tx) => {
+                    let mut req = out.into_request();
                     *req.uri_mut() = Uri::from(path.clone());
                     match tx.try_send_request(req).await {
                         Ok(resp) => {
@@ -216,6 +239,7 @@ impl OriginPool {
                     }
                 }
                 Conn::H2(mut tx) => {
+                    let mut req = out.into_request();
                     *req.uri_mut() = self.inner.absolute(&path)?;
                     match tx.try_send_request(req).await {
                         Ok(resp) => return Ok(resp.map(crate::body::stream)),
@@ -226,9 +250,57 @@ impl OriginPool {
             match error.take_message() {
                 Some(unsent) if attempts < 2 => {
                     tracing::debug!(error = %error.into_error(), "connection closed before the request left; sending it again");
-                    req = unsent;
+                    out = Outgoing::Request(unsent);
                 }
                 _ => return Err(PoolError::Http(error.into_error())),
+            }
+        }
+    }
+}
+
+/// A request on its way out: owned, or whole and borrowed from its sender.
+enum Outgoing<'a> {
+    Request(Request<Body>),
+    Whole(&'a request::Parts, Bytes),
+}
+
+// === impl Outgoing ===
+
+impl Outgoing<'_> {
+    fn uri(&self) -> &Uri {
+        match self {
+            Self::Request(req) => req.uri(),
+            Self::Whole(parts, _) => &parts.uri,
+        }
+    }
+
+    fn head(&self) -> (&Method, &HeaderMap) {
+        match self {
+            Self::Request(req) => (req.method(), req.headers()),
+            Self::Whole(parts, _) => (&parts.method, &parts.headers),
+        }
+    }
+
+    /// Whether `h1` may take it: no body, and no header that says one follows.
+    fn bodiless(&self) -> bool {
+        let empty = match self {
+            Self::Request(req) => req.body().is_end_stream(),
+            Self::Whole(_, body) => body.is_empty(),
+        };
+        let (method, headers) = self.head();
+        empty && h1::bodiless(method, headers)
+    }
+
+    fn into_request(self) -> Request<Body> {
+        match self {
+            Self::Request(req) => req,
+            Self::Whole(parts, body) => {
+                let mut req = Request::new(crate::body::full(body));
+                *req.method_mut() = parts.method.clone();
+                *req.uri_mut() = parts.uri.clone();
+                *req.version_mut() = parts.version;
+                *req.headers_mut() = parts.headers.clone();
+                req
             }
         }
     }
