@@ -17,6 +17,7 @@ pub use self::incoming::Incoming;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -30,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use self::answer::{Answer, Tracked};
+use self::answer::{Answer, Room};
 use self::idle::{Activity, Watched};
 use self::park::{Opening, Rewind};
 use crate::config;
@@ -165,17 +166,18 @@ pub async fn serve<S, B, F>(
         let service = {
             let (service, activity) = (service.clone(), activity.clone());
             let tunnels = limits.tunnels;
-            move |mut req: Request<Incoming>| {
+            move |mut req: Request<Incoming>, room: Option<Room<B>>| {
                 if tunnels {
                     let handle = ConnectionActivity(activity.clone());
                     req.extensions_mut().insert(handle);
                 }
                 let in_flight = activity.request();
-                Answer::new(service(req), in_flight)
+                Answer::new(service(req), in_flight, room)
             }
         };
         let conn = Conn {
             service,
+            handler: PhantomData,
             builders: builders.clone(),
             activity: activity.clone(),
             drain: drain_rx.clone(),
@@ -217,8 +219,11 @@ pub async fn serve<S, B, F>(
 }
 
 /// One accepted connection: what serves it, and what bounds it.
-struct Conn<S> {
+struct Conn<S, H> {
+    /// Answers a request, in the room an ended answer left where given.
     service: S,
+    /// The handler's future, which `service`'s answers box.
+    handler: PhantomData<fn() -> H>,
     builders: Arc<Builders>,
     activity: Arc<Activity>,
     /// Changes when the listener drains.
@@ -256,10 +261,10 @@ where
 
 // === impl Conn ===
 
-impl<S, A> Conn<S>
+impl<S, H> Conn<S, H>
 where
-    S: Fn(Request<Incoming>) -> A + Clone + Unpin + Send + Sync + 'static,
-    A: Future<Output = Result<Response<Tracked>, Infallible>> + Unpin + Send + 'static,
+    S: Fn(Request<Incoming>, Option<Room<H>>) -> Answer<H> + Clone + Unpin + Send + Sync + 'static,
+    H: Future<Output = Result<Response<crate::body::Body>, Infallible>> + Send + 'static,
 {
     /// Serves the connection `io` resolves to (`None`: a failed handshake)
     /// until it ends, the watchdog finds it idle, or the drain ends it; then
@@ -297,6 +302,14 @@ where
         drop(permit);
     }
 
+    /// The service for hyper, which keeps each answer in a box of its own.
+    fn hyper_service(
+        &self,
+    ) -> impl Fn(Request<Incoming>) -> Answer<H> + Clone + Send + Sync + 'static {
+        let service = self.service.clone();
+        move |req| service(req, None)
+    }
+
     async fn serve<IO>(&mut self, mut io: IO) -> Result<(), crate::body::BoxError>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -305,7 +318,7 @@ where
         if self.tunnels {
             // `CONNECT` takes connections over through hyper's upgrades, which
             // a parked connection cannot offer.
-            let service = hyper_service(self.service.clone());
+            let service = hyper_service(self.hyper_service());
             let conn = auto.serve_connection_with_upgrades(TokioIo::new(io), service);
             return until_drained(conn, &mut self.drain).await;
         }
@@ -318,7 +331,7 @@ where
             Opening::Http2(ahead) => {
                 let io = TokioIo::new(Rewind::new(ahead, io));
                 until_drained(
-                    auto.serve_connection(io, hyper_service(self.service.clone())),
+                    auto.serve_connection(io, hyper_service(self.hyper_service())),
                     &mut self.drain,
                 )
                 .await
