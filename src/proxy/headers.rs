@@ -101,11 +101,17 @@ fn remove_forwarding(headers: &mut HeaderMap, keep: &[HeaderName]) {
     }
 }
 
+const BEARER: &str = "bearer ";
+
 /// The bearer token of a request, if it has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    // The scheme and the space after it, by prefix: a search for the space
+    // cost more than the rest of this function.
+    let scheme = value.get(..BEARER.len())?;
+    scheme
+        .eq_ignore_ascii_case(BEARER)
+        .then(|| value[BEARER.len()..].trim())
 }
 
 #[cfg(test)]
@@ -290,5 +296,14 @@ mod tests {
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer  spaced "),
+        );
+        assert_eq!(bearer(&h), Some("spaced"));
+        for short in ["Bearer", "Bearerabc", "Bear"] {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(short));
+            assert_eq!(bearer(&h), None, "{short}");
+        }
     }
 }
