@@ -164,6 +164,7 @@ impl Conn {
         // The head is written from the read buffer, empty between exchanges
         // (`alive`): its room, kept from the last answer, takes the head
         // without an allocation, and is the answer's again once it is sent.
+        debug_assert!(self.buf.is_empty(), "a connection with bytes read ahead");
         encode_head(&mut self.buf, method, path, headers);
         let written = self.io.write(&self.buf).await.map_err(H1Error::Unsent)?;
         if written == 0 {
