@@ -17,7 +17,6 @@ pub use self::incoming::Incoming;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -31,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use self::answer::{Answer, Room};
+use self::answer::{Answer, Rooms, Tracked};
 use self::idle::{Activity, Watched};
 use self::park::{Opening, Rewind};
 use crate::config;
@@ -128,6 +127,8 @@ pub async fn serve<S, B, F>(
     F: Future<Output = ()>,
 {
     let builders = Arc::new(Builders::new(&limits));
+    // The handlers' boxes, passed from each ended answer to the next.
+    let rooms = Rooms::new();
     let (drain_tx, drain_rx) = watch::channel(());
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
@@ -165,19 +166,18 @@ pub async fn serve<S, B, F>(
         let activity = Activity::new();
         let service = {
             let (service, activity) = (service.clone(), activity.clone());
-            let tunnels = limits.tunnels;
-            move |mut req: Request<Incoming>, room: Option<Room<B>>| {
+            let (tunnels, rooms) = (limits.tunnels, rooms.clone());
+            move |mut req: Request<Incoming>| {
                 if tunnels {
                     let handle = ConnectionActivity(activity.clone());
                     req.extensions_mut().insert(handle);
                 }
                 let in_flight = activity.request();
-                Answer::new(service(req), in_flight, room)
+                Answer::new(service(req), in_flight, &rooms)
             }
         };
         let conn = Conn {
             service,
-            handler: PhantomData,
             builders: builders.clone(),
             activity: activity.clone(),
             drain: drain_rx.clone(),
@@ -219,11 +219,8 @@ pub async fn serve<S, B, F>(
 }
 
 /// One accepted connection: what serves it, and what bounds it.
-struct Conn<S, H> {
-    /// Answers a request, in the room an ended answer left where given.
+struct Conn<S> {
     service: S,
-    /// The handler's future, which `service`'s answers box.
-    handler: PhantomData<fn() -> H>,
     builders: Arc<Builders>,
     activity: Arc<Activity>,
     /// Changes when the listener drains.
@@ -261,10 +258,10 @@ where
 
 // === impl Conn ===
 
-impl<S, H> Conn<S, H>
+impl<S, A> Conn<S>
 where
-    S: Fn(Request<Incoming>, Option<Room<H>>) -> Answer<H> + Clone + Unpin + Send + Sync + 'static,
-    H: Future<Output = Result<Response<crate::body::Body>, Infallible>> + Send + 'static,
+    S: Fn(Request<Incoming>) -> A + Clone + Unpin + Send + Sync + 'static,
+    A: Future<Output = Result<Response<Tracked>, Infallible>> + Unpin + Send + 'static,
 {
     /// Serves the connection `io` resolves to (`None`: a failed handshake)
     /// until it ends, the watchdog finds it idle, or the drain ends it; then
@@ -302,14 +299,6 @@ where
         drop(permit);
     }
 
-    /// The service for hyper, which keeps each answer in a box of its own.
-    fn hyper_service(
-        &self,
-    ) -> impl Fn(Request<Incoming>) -> Answer<H> + Clone + Send + Sync + 'static {
-        let service = self.service.clone();
-        move |req| service(req, None)
-    }
-
     async fn serve<IO>(&mut self, mut io: IO) -> Result<(), crate::body::BoxError>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -318,7 +307,7 @@ where
         if self.tunnels {
             // `CONNECT` takes connections over through hyper's upgrades, which
             // a parked connection cannot offer.
-            let service = hyper_service(self.hyper_service());
+            let service = hyper_service(self.service.clone());
             let conn = auto.serve_connection_with_upgrades(TokioIo::new(io), service);
             return until_drained(conn, &mut self.drain).await;
         }
@@ -331,7 +320,7 @@ where
             Opening::Http2(ahead) => {
                 let io = TokioIo::new(Rewind::new(ahead, io));
                 until_drained(
-                    auto.serve_connection(io, hyper_service(self.hyper_service())),
+                    auto.serve_connection(io, hyper_service(self.service.clone())),
                     &mut self.drain,
                 )
                 .await

@@ -10,6 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
 use http::Response;
@@ -23,18 +24,28 @@ use crate::body::{Body, BoxError};
 /// request's future into it. A handler future is kilobytes (the proxy's about
 /// 4 KiB); a box is a pointer.
 ///
-/// The future is dropped as soon as it has answered, so the box can serve the
-/// connection's next request ([`Room`]): at that size glibc serves the block
-/// from its slow path, not from its per-thread cache.
+/// At that size glibc serves the box from its slow path (`_int_malloc`), not
+/// from its per-thread cache, so the box comes from the listener's [`Rooms`]
+/// and goes back there when the answer is dropped. The handler's future is
+/// dropped as soon as it has answered.
 pub(super) struct Answer<F> {
-    /// `None` once the handler has answered.
-    answer: Pin<Box<Option<F>>>,
+    /// `None` inside once the handler has answered; `None` outside only
+    /// while the answer is dropped.
+    answer: Option<Pin<Box<Option<F>>>>,
     in_flight: Option<InFlight>,
+    rooms: Arc<Rooms<F>>,
 }
 
-/// The box of an answer that has ended, kept by a connection that serves its
-/// requests itself (`inline.rs`) for its next request while it is busy.
-pub(super) struct Room<F>(Pin<Box<Option<F>>>);
+/// Boxes of ended answers, for the listener's next ones. At most
+/// [`MAX_ROOMS`] are kept, whatever the number of connections: a connection
+/// that idles holds none.
+pub(super) struct Rooms<F> {
+    spare: Mutex<Vec<Pin<Box<Option<F>>>>>,
+}
+
+/// About as many answers as a busy sidecar has in flight at once; 64 of the
+/// proxy's are under 300 KiB.
+const MAX_ROOMS: usize = 64;
 
 /// A response body that ends its request when hyper drops it.
 #[derive(Debug)]
@@ -46,31 +57,38 @@ pub(super) struct Tracked {
 // === impl Answer ===
 
 impl<F> Answer<F> {
-    /// `answer`, in `room` if one is given, else in a box of its own.
-    pub(super) fn new(answer: F, in_flight: InFlight, room: Option<Room<F>>) -> Self {
-        let answer = match room {
-            Some(Room(mut room)) => {
+    /// `answer`, in a box from `rooms` if one is spare.
+    pub(super) fn new(answer: F, in_flight: InFlight, rooms: &Arc<Rooms<F>>) -> Self {
+        let answer = match rooms.take() {
+            Some(mut room) => {
                 room.set(Some(answer));
                 room
             }
             None => Box::pin(Some(answer)),
         };
         Self {
-            answer,
+            answer: Some(answer),
             in_flight: Some(in_flight),
+            rooms: rooms.clone(),
         }
     }
 
-    /// Drops the handler's future, whether it answered or not (its caller
-    /// hung up).
-    pub(super) fn end(&mut self) {
-        self.answer.set(None);
+    /// Drops the handler's future, whether it answered or not.
+    fn end(&mut self) {
+        if let Some(answer) = &mut self.answer {
+            answer.set(None);
+        }
     }
+}
 
-    /// Its box, emptied, for the connection's next request.
-    pub(super) fn into_room(mut self) -> Room<F> {
+impl<F> Drop for Answer<F> {
+    fn drop(&mut self) {
+        // The handler goes before the lock is taken: its drop may take locks
+        // of its own.
         self.end();
-        Room(self.answer)
+        if let Some(room) = self.answer.take() {
+            self.rooms.give(room);
+        }
     }
 }
 
@@ -83,7 +101,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         // Polled again after it answered: nothing more comes.
-        let Some(answer) = this.answer.as_mut().as_pin_mut() else {
+        let running = this.answer.as_mut().and_then(|a| a.as_mut().as_pin_mut());
+        let Some(answer) = running else {
             return Poll::Pending;
         };
         let Ok(response) = ready!(answer.poll(cx));
@@ -93,6 +112,32 @@ where
             body,
             _in_flight: in_flight,
         })))
+    }
+}
+
+// === impl Rooms ===
+
+impl<F> Rooms<F> {
+    pub(super) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            spare: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn take(&self) -> Option<Pin<Box<Option<F>>>> {
+        self.lock().pop()
+    }
+
+    fn give(&self, room: Pin<Box<Option<F>>>) {
+        let mut spare = self.lock();
+        if spare.len() < MAX_ROOMS {
+            spare.push(room);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Pin<Box<Option<F>>>>> {
+        // Nothing panics while holding it; a poisoned list is still a list.
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -121,7 +166,6 @@ impl http_body::Body for Tracked {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
 
     use super::*;
     use crate::body;
@@ -136,26 +180,43 @@ mod tests {
         }
     }
 
+    async fn handler(guard: Option<Dropped>) -> Result<Response<Body>, Infallible> {
+        let _guard = guard;
+        Ok(Response::new(body::empty()))
+    }
+
+    fn box_at<F>(answer: &Answer<F>) -> Option<*const Option<F>> {
+        answer.answer.as_deref().map(std::ptr::from_ref)
+    }
+
     #[tokio::test]
-    async fn an_answer_drops_its_handler_once_answered_and_hands_its_box_on() {
-        let activity = Activity::new();
+    async fn an_answer_drops_its_handler_once_answered_and_its_box_serves_the_next() {
+        let (activity, rooms) = (Activity::new(), Rooms::new());
         let dropped = Arc::new(AtomicBool::new(false));
-        let handler = |guard: Option<Dropped>| async move {
-            let _guard = guard;
-            Ok::<_, Infallible>(Response::new(body::empty()))
-        };
-        let mut first = Answer::new(
-            handler(Some(Dropped(dropped.clone()))),
-            activity.request(),
-            None,
-        );
+        let guard = Some(Dropped(dropped.clone()));
+        let mut first = Answer::new(handler(guard), activity.request(), &rooms);
         let response = (&mut first).await;
         assert!(dropped.load(Ordering::SeqCst), "kept past its answer");
         drop(response);
-        let box_at = |answer: &Answer<_>| std::ptr::from_ref(&*answer.answer) as usize;
         let was = box_at(&first);
-        let second = Answer::new(handler(None), activity.request(), Some(first.into_room()));
-        assert_eq!(box_at(&second), was, "a new box for the next request");
+        drop(first);
+        let second = Answer::new(handler(None), activity.request(), &rooms);
+        assert_eq!(box_at(&second), was, "a new box for the next answer");
         assert!(second.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_unanswered_drops_its_handler_and_no_more_than_max_rooms_are_kept() {
+        let (activity, rooms) = (Activity::new(), Rooms::new());
+        let dropped = Arc::new(AtomicBool::new(false));
+        let guard = Some(Dropped(dropped.clone()));
+        drop(Answer::new(handler(guard), activity.request(), &rooms));
+        assert!(dropped.load(Ordering::SeqCst));
+        let answers: Vec<_> = (0..MAX_ROOMS + 8)
+            .map(|_| Answer::new(handler(None), activity.request(), &rooms))
+            .collect();
+        assert!(rooms.lock().is_empty());
+        drop(answers);
+        assert_eq!(rooms.lock().len(), MAX_ROOMS);
     }
 }

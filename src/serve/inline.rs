@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,10 +30,9 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::answer::{Answer, Tracked};
+use super::answer::Tracked;
 use super::park::poll_read_some;
 use super::Incoming;
-use crate::body::Body;
 
 /// The most headers parsed here; a request with more goes to hyper, which
 /// applies the listener's own limit.
@@ -153,18 +152,15 @@ pub(super) fn parse(bytes: &Bytes, limits: Limits) -> Option<Parsed> {
 /// finish runs in a task of its own, never in it), and bytes the caller
 /// sends on (the next request) are kept for after. An error means the answer
 /// could not be written whole, and the connection must close.
-pub(super) async fn exchange<IO, H>(
-    io: &mut IO,
-    answer: &mut Answer<H>,
-    close: bool,
-) -> io::Result<After>
+pub(super) async fn exchange<IO, A>(io: &mut IO, answer: A, close: bool) -> io::Result<After>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
-    H: Future<Output = Result<Response<Body>, Infallible>>,
+    A: Future<Output = Result<Response<Tracked>, Infallible>>,
 {
+    let mut answer = pin!(answer);
     let mut next = Bytes::new();
     let answered = poll_fn(|cx| {
-        if let Poll::Ready(Ok(response)) = Pin::new(&mut *answer).poll(cx) {
+        if let Poll::Ready(Ok(response)) = answer.as_mut().poll(cx) {
             return Poll::Ready(Some(response));
         }
         if next.is_empty() {
@@ -178,7 +174,6 @@ where
     })
     .await;
     let Some(response) = answered else {
-        answer.end();
         return Ok(After::Close);
     };
     let close = close || wants_close(response.headers());

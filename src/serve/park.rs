@@ -36,11 +36,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::answer::{Answer, Room};
+use super::answer::Tracked;
 use super::idle::Activity;
 use super::inline::{self, After, Parsed};
 use super::{hyper_service, Incoming};
-use crate::body::{Body, BoxError};
+use crate::body::BoxError;
 
 /// What a client sends first on an HTTP/2 connection without TLS's ALPN.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -88,7 +88,7 @@ pub(super) async fn opening<IO: AsyncRead + Unpin>(io: &mut IO) -> Opening {
 /// the connection ends or `drain` changes. Between exchanges only `io` is held.
 /// A request `inline.rs` can serve is served there, in this task; any other
 /// is hyper's.
-pub(super) async fn serve_http1<IO, F, H>(
+pub(super) async fn serve_http1<IO, F, A>(
     mut io: IO,
     mut ahead: Bytes,
     builder: &http1::Builder,
@@ -99,13 +99,10 @@ pub(super) async fn serve_http1<IO, F, H>(
 ) -> Result<(), BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>, Option<Room<H>>) -> Answer<H> + Clone + Unpin,
-    H: Future<Output = Result<Response<Body>, Infallible>>,
+    F: Fn(Request<Incoming>) -> A + Clone + Unpin,
+    A: Future<Output = Result<Response<Tracked>, Infallible>> + Unpin,
 {
     let mut draining = false;
-    // The box of the last answer served here, for the next: kept while the
-    // connection is busy, given back when it waits after a quiet spell.
-    let mut room = None;
     // Eager: give hyper's buffers back as soon as an exchange ends, as nginx
     // does. A connection whose next request comes within PARK_AFTER of that
     // is busy, and keeps them until it has been quiet for PARK_AFTER: making
@@ -113,9 +110,6 @@ where
     let mut eager = true;
     loop {
         if ahead.is_empty() {
-            if eager {
-                room = None;
-            }
             let parked_at = Instant::now();
             ahead = tokio::select! {
                 read = read_some(&mut io) => match read {
@@ -132,9 +126,7 @@ where
             close,
         }) = inline::parse(&ahead, limits)
         {
-            let mut answer = service(request, room.take());
-            let after = inline::exchange(&mut io, &mut answer, close).await?;
-            room = Some(answer.into_room());
+            let after = inline::exchange(&mut io, service(request), close).await?;
             // Draining, hyper ends a connection with the exchange in flight;
             // a request sent behind it is not read.
             if !matches!(drain.has_changed(), Ok(false)) {
@@ -151,10 +143,7 @@ where
         // Boxed, so a parked connection's task does not keep room for it.
         let mut conn = Box::new(builder.serve_connection(
             TokioIo::new(Rewind::new(ahead, io)),
-            hyper_service({
-                let service = service.clone();
-                move |req| service(req, None)
-            }),
+            hyper_service(service.clone()),
         ));
         let mut stop = Stop::No;
         // Set when a busy connection has been quiet for PARK_AFTER.
@@ -328,7 +317,7 @@ mod tests {
 
     use super::*;
     use crate::body;
-    use crate::serve::answer::Answer;
+    use crate::serve::answer::{Answer, Rooms};
     use crate::serve::idle::Watched;
 
     type Ready = std::future::Ready<Result<Response<body::Body>, Infallible>>;
@@ -357,11 +346,11 @@ mod tests {
         let activity = Activity::new();
         let (drain, drained) = watch::channel(());
         let service = {
-            let activity = activity.clone();
-            move |_: Request<Incoming>, room: Option<Room<Ready>>| -> Answer<Ready> {
+            let (activity, rooms) = (activity.clone(), Rooms::new());
+            move |_: Request<Incoming>| -> Answer<Ready> {
                 let answer = Response::new(body::full(vec![b'x'; size]));
                 let answer = std::future::ready(Ok::<_, Infallible>(answer));
-                Answer::new(answer, activity.request(), room)
+                Answer::new(answer, activity.request(), &rooms)
             }
         };
         let socket = Watched::new(socket, activity.clone());
@@ -386,7 +375,7 @@ mod tests {
         mut drained: watch::Receiver<()>,
     ) -> Result<(), BoxError>
     where
-        S: Fn(Request<Incoming>, Option<Room<Ready>>) -> Answer<Ready> + Clone + Unpin,
+        S: Fn(Request<Incoming>) -> Answer<Ready> + Clone + Unpin,
     {
         let Opening::Http1(ahead) = opening(&mut socket).await else {
             panic!("not an HTTP/1 opening");

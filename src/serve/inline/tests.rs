@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::body;
-use crate::serve::answer::Answer;
+use crate::serve::answer::{Answer, Rooms};
 use crate::serve::idle::Activity;
 
 const LIMITS: Limits = Limits {
@@ -137,8 +137,12 @@ async fn round_trip(response: Response<body::Body>) -> (http::response::Parts, B
         assert!(rest.is_empty());
         let _ = request;
         let answer = std::future::ready(Ok::<_, Infallible>(response));
-        let mut answer = Answer::new(answer, Activity::new().request(), None);
-        exchange(&mut server, &mut answer, false).await
+        exchange(
+            &mut server,
+            Answer::new(answer, Activity::new().request(), &Rooms::new()),
+            false,
+        )
+        .await
     });
     assert!(matches!(after.expect("written"), After::KeepAlive(b) if b.is_empty()));
     let (parts, body) = answer.expect("hyper reads the answer").into_parts();
@@ -206,8 +210,12 @@ async fn a_body_shorter_than_its_length_closes_the_connection() {
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
     let (mut server, _send) = pair().await;
     let answer = std::future::ready(Ok::<_, Infallible>(response));
-    let mut answer = Answer::new(answer, Activity::new().request(), None);
-    let written = exchange(&mut server, &mut answer, false).await;
+    let written = exchange(
+        &mut server,
+        Answer::new(answer, Activity::new().request(), &Rooms::new()),
+        false,
+    )
+    .await;
     assert!(written.is_err());
 }
 
@@ -228,8 +236,12 @@ async fn a_caller_that_hangs_up_drops_the_handler() {
         std::future::pending::<Result<Response<body::Body>, Infallible>>().await
     };
     drop(send);
-    let mut answer = Answer::new(answer, Activity::new().request(), None);
-    let after = exchange(&mut server, &mut answer, false).await;
+    let after = exchange(
+        &mut server,
+        Answer::new(answer, Activity::new().request(), &Rooms::new()),
+        false,
+    )
+    .await;
     assert!(matches!(after, Ok(After::Close)));
     assert!(dropped.load(Ordering::SeqCst));
 }
