@@ -365,7 +365,7 @@ pin_project! {
     /// when it has a deadline, and timed, its rate-limit headers noted, when it
     /// answers. A struct, not `async fn`s around the pool's future: each such
     /// layer keeps a copy of the future it wraps beside the one it awaits, and
-    /// the handler's future, allocated and moved for every request, carries
+    /// the handler's future, moved into its box for every request, carries
     /// them all.
     struct ZoomCall<'a, F> {
         #[pin]
