@@ -5,14 +5,16 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::config::Caller;
 use crate::grants::GrantKey;
 use crate::ratelimit::Flow;
 
-/// Keys are indexed by their SHA-256, so the lookup's timing depends on a hash
-/// the attacker cannot steer toward a real key; the final comparison is constant-time.
+/// Keys are indexed by their SHA-256, so the lookup's timing, the map's
+/// comparison of digests included, depends on a hash the attacker cannot
+/// steer toward a real key: how much of a digest matched tells nothing of
+/// the key behind it. (A constant-time comparison after the map's own one,
+/// as there was, added 300 instructions a request and no secrecy.)
 #[derive(Debug, Default)]
 pub struct CallerKeys {
     by_digest: HashMap<[u8; 32], (StaticCaller, GrantKey), DigestHasher>,
@@ -82,9 +84,8 @@ impl CallerKeys {
 
     /// The caller and its grant for a presented key.
     pub fn lookup(&self, presented: &str) -> Option<(&StaticCaller, &GrantKey)> {
-        let d = digest(presented);
-        let (stored, (caller, grant)) = self.by_digest.get_key_value(&d)?;
-        bool::from(stored.ct_eq(&d)).then_some((caller, grant))
+        let (caller, grant) = self.by_digest.get(&digest(presented))?;
+        Some((caller, grant))
     }
 }
 
