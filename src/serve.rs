@@ -333,7 +333,7 @@ where
                     self.builders.inline,
                     &self.service,
                     &self.activity,
-                    &mut self.drain,
+                    &self.drain,
                 )
                 .await
             }

@@ -95,7 +95,7 @@ pub(super) async fn serve_http1<IO, F, A>(
     limits: inline::Limits,
     service: &F,
     activity: &Activity,
-    drain: &mut watch::Receiver<()>,
+    drain: &watch::Receiver<()>,
 ) -> Result<(), BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -103,22 +103,31 @@ where
     A: Future<Output = Result<Response<Tracked>, Infallible>> + Unpin,
 {
     let mut draining = false;
+    // One waiter on the drain signal for the connection's life: a fresh
+    // `changed()` for each read would join and leave the channel's list of
+    // waiters, under its lock, once per request. Once it fires, the
+    // connection ends (`draining` keeps it from being polled again).
+    let mut watching = drain.clone();
+    let drained = watching.changed();
+    tokio::pin!(drained);
     // Eager: give hyper's buffers back as soon as an exchange ends, as nginx
     // does. A connection whose next request comes within PARK_AFTER of that
     // is busy, and keeps them until it has been quiet for PARK_AFTER: making
     // a hyper connection costs about 6k instructions, 15% of a request.
     let mut eager = true;
     loop {
+        // When the connection started waiting for the bytes in `ahead`; read
+        // against the clock only if hyper is to serve them.
+        let mut waited_from = None;
         if ahead.is_empty() {
-            let parked_at = Instant::now();
+            waited_from = Some(Instant::now());
             ahead = tokio::select! {
                 read = read_some(&mut io) => match read {
                     Ok(bytes) if !bytes.is_empty() => bytes,
                     _ => return Ok(()),
                 },
-                _ = drain.changed(), if !draining => return Ok(()),
+                _ = &mut drained, if !draining => return Ok(()),
             };
-            eager = parked_at.elapsed() >= PARK_AFTER;
         }
         if let Some(Parsed {
             request,
@@ -138,6 +147,9 @@ where
                 After::Close => return Ok(()),
             };
             continue;
+        }
+        if let Some(from) = waited_from {
+            eager = from.elapsed() >= PARK_AFTER;
         }
         let ended_before = activity.exchanges();
         // Boxed, so a parked connection's task does not keep room for it.
@@ -166,7 +178,7 @@ where
                     stop = if polled.is_ready() { Stop::Parked } else { Stop::Closing };
                     polled
                 }) => break served,
-                _ = drain.changed(), if !draining => {
+                _ = &mut drained, if !draining => {
                     draining = true;
                     Pin::new(&mut *conn).graceful_shutdown();
                 }
@@ -372,7 +384,7 @@ mod tests {
         mut socket: Watched<TcpStream>,
         service: S,
         activity: Arc<Activity>,
-        mut drained: watch::Receiver<()>,
+        drained: watch::Receiver<()>,
     ) -> Result<(), BoxError>
     where
         S: Fn(Request<Incoming>) -> Answer<Ready> + Clone + Unpin,
@@ -386,13 +398,7 @@ mod tests {
             max_header_bytes: 8192,
         };
         serve_http1(
-            socket,
-            ahead,
-            &builder,
-            limits,
-            &service,
-            &activity,
-            &mut drained,
+            socket, ahead, &builder, limits, &service, &activity, &drained,
         )
         .await
     }
