@@ -173,7 +173,7 @@ pub async fn serve<S, B, F>(
                     req.extensions_mut().insert(handle);
                 }
                 let in_flight = activity.request();
-                Answer::new(service(req), in_flight, &rooms)
+                Answer::making(|| service(req), in_flight, &rooms)
             }
         };
         let conn = Conn {
